@@ -1,0 +1,1 @@
+"""Prefect flows that chain the DVC stages (the only package that imports Prefect)."""

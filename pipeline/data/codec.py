@@ -1,0 +1,119 @@
+"""Encode samples to the bytes stored in WebDataset shards, and decode them back.
+
+Field names inside a sample (``<key>.<field>``): ``rgb.png``, ``seg.png``, ``depth.npy``
+(float16 metres, 0 = invalid), ``normal.npy`` (float16 HxWx3, zeros = invalid), ``scene.cls``
+(decimal text) and ``meta.json`` (sorted keys). Encoding is deterministic: the same sample
+always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from pipeline.data.schema import Sample
+
+DENSE_FIELDS = ("seg.png", "depth.npy", "normal.npy")
+REQUIRED_FIELDS = ("rgb.png", "scene.cls", "meta.json")
+
+
+class DecodeError(ValueError):
+    """A field of a stored sample cannot be decoded (the caller adds the shard and key)."""
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 HxW or HxWx3 array (deterministic)."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def encode_npy(array: np.ndarray) -> bytes:
+    """``.npy`` bytes of ``array`` (deterministic header)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def encode_json(value: Any) -> bytes:
+    """Canonical JSON bytes (sorted keys, no spaces), so equal dicts give equal bytes."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def encode_sample(sample: Sample, split: str) -> dict[str, Any]:
+    """The WebDataset dict (``__key__`` plus one bytes value per field) of ``sample``."""
+    meta = {**sample.meta, "split": split}
+    record: dict[str, Any] = {
+        "__key__": sample.key,
+        "rgb.png": encode_png(sample.rgb),
+        "scene.cls": str(int(sample.scene)).encode(),
+        "meta.json": encode_json(meta),
+    }
+    if sample.seg is not None:
+        record["seg.png"] = encode_png(sample.seg)
+    if sample.depth is not None:
+        record["depth.npy"] = encode_npy(sample.depth.astype(np.float16))
+    if sample.normal is not None:
+        record["normal.npy"] = encode_npy(sample.normal.astype(np.float16))
+    return record
+
+
+def decode_png(data: bytes, mode: str) -> np.ndarray:
+    """Decode PNG bytes to a uint8 array in PIL ``mode`` (``RGB`` or ``L``)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.mode != mode:
+                raise DecodeError(f"PNG mode {image.mode}, expected {mode}")
+            return np.asarray(image, dtype=np.uint8).copy()
+    except DecodeError:
+        raise
+    except Exception as err:  # PIL raises many types for corrupt data
+        raise DecodeError(f"corrupt PNG: {err}") from err
+
+
+def decode_npy(data: bytes) -> np.ndarray:
+    """Decode ``.npy`` bytes without pickles."""
+    try:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    except Exception as err:
+        raise DecodeError(f"corrupt .npy: {err}") from err
+
+
+def decode_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """Decode the stored bytes of one sample to numpy arrays and Python values.
+
+    Returns ``rgb`` (uint8 HxWx3), ``scene`` (int), ``meta`` (dict) and, when present,
+    ``seg`` (uint8 HxW), ``depth`` (float32 HxW) and ``normal`` (float32 HxWx3).
+    """
+    missing = [name for name in REQUIRED_FIELDS if name not in record]
+    if missing:
+        raise DecodeError(f"missing field(s) {', '.join(missing)}")
+    out: dict[str, Any] = {"rgb": decode_png(record["rgb.png"], "RGB")}
+    height, width = out["rgb"].shape[:2]
+    try:
+        out["scene"] = int(record["scene.cls"].decode())
+        out["meta"] = json.loads(record["meta.json"])
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DecodeError(f"bad scene.cls or meta.json: {err}") from err
+    if "seg.png" in record:
+        out["seg"] = _check_shape("seg", decode_png(record["seg.png"], "L"), (height, width))
+    if "depth.npy" in record:
+        depth = _check_shape("depth", decode_npy(record["depth.npy"]), (height, width)).astype(np.float32)
+        if not np.isfinite(depth).all():
+            raise DecodeError("depth holds NaN or infinite values")
+        out["depth"] = depth
+    if "normal.npy" in record:
+        out["normal"] = _check_shape("normal", decode_npy(record["normal.npy"]), (height, width, 3)).astype(
+            np.float32
+        )
+    return out
+
+
+def _check_shape(name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if array.shape != shape:
+        raise DecodeError(f"{name} has shape {array.shape}, expected {shape} (from rgb)")
+    return array

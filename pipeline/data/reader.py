@@ -1,0 +1,186 @@
+"""Read a shard set as a PyTorch ``IterableDataset`` that decodes samples to tensors.
+
+Shards are divided first across ranks (``torchrun``/DDP) and then across DataLoader workers,
+so every sample is read exactly once per epoch. The shard order and the in-worker shuffle
+buffer are seeded by ``(seed, epoch)``, so an epoch is reproducible; call :meth:`set_epoch`
+between epochs for a new order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import webdataset as wds
+from torch.utils.data import IterableDataset, get_worker_info
+
+from pipeline.data.codec import DecodeError, decode_fields
+from pipeline.errors import ShardError
+
+RgbRange = Literal["01", "pm1"]
+
+
+def list_shards(folder: str | Path, split: str) -> list[Path]:
+    """The ``<split>-NNNNNN.tar`` files of ``folder`` in order; error if there are none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ShardError(f"shard folder {folder} does not exist (run the shard stage: `mgm shard`)")
+    shards = sorted(folder.glob(f"{split}-[0-9][0-9][0-9][0-9][0-9][0-9].tar"))
+    if not shards:
+        raise ShardError(f"no shards for split {split!r} in {folder} (expected {split}-000000.tar ...)")
+    empty = [path for path in shards if path.stat().st_size == 0]
+    if empty:
+        raise ShardError(f"shard {empty[0]} is empty")
+    return shards
+
+
+def read_summary(folder: str | Path) -> dict[str, Any]:
+    """The ``summary.json`` of a shard set (names of classes and scenes, counts)."""
+    path = Path(folder) / "summary.json"
+    if not path.is_file():
+        raise ShardError(f"{path} does not exist: is {folder} a shard set written by `mgm shard`?")
+    return json.loads(path.read_text())
+
+
+def distributed_rank_and_world() -> tuple[int, int]:
+    """(rank, world size) from an initialised process group, else torchrun's env, else (0, 1)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def to_tensors(fields: dict[str, Any], rgb_range: RgbRange = "01") -> dict[str, Any]:
+    """Convert decoded numpy fields to tensors (CHW floats, long labels, a depth validity mask)."""
+    rgb = torch.from_numpy(fields["rgb"]).permute(2, 0, 1).float().div_(255.0)
+    if rgb_range == "pm1":
+        rgb = rgb.mul_(2.0).sub_(1.0)
+    out: dict[str, Any] = {"rgb": rgb, "scene": torch.tensor(fields["scene"], dtype=torch.long)}
+    if "seg" in fields:
+        out["seg"] = torch.from_numpy(fields["seg"]).long()
+    if "depth" in fields:
+        depth = torch.from_numpy(fields["depth"]).unsqueeze(0)
+        out["depth"] = depth
+        out["depth_valid"] = depth > 0
+    if "normal" in fields:
+        out["normal"] = torch.from_numpy(fields["normal"]).permute(2, 0, 1).contiguous()
+    return out
+
+
+class ShardDataset(IterableDataset):
+    """Iterate one split of a shard set as dicts of tensors.
+
+    Each item holds ``rgb`` (float 3xHxW in [0, 1], or [-1, 1] with ``rgb_range="pm1"``),
+    ``scene`` (long), and where stored ``seg`` (long HxW, 255 = ignore), ``depth`` (float
+    1xHxW metres), ``depth_valid`` (bool 1xHxW) and ``normal`` (float 3xHxW), plus ``key``
+    and ``meta``.
+    """
+
+    def __init__(
+        self,
+        folder: str | Path,
+        split: str,
+        *,
+        shuffle: bool = False,
+        shuffle_buffer: int = 256,
+        seed: int = 0,
+        rgb_range: RgbRange = "01",
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.folder = Path(folder)
+        self.split = split
+        self.shards: Sequence[Path] = list_shards(folder, split)
+        self.shuffle = shuffle
+        self.shuffle_buffer = shuffle_buffer
+        self.seed = seed
+        self.rgb_range: RgbRange = rgb_range
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose shard order and shuffle to use."""
+        self.epoch = epoch
+
+    def reader_position(self) -> tuple[int, int, int, int]:
+        """(rank, world size, worker id, number of workers) of the calling process."""
+        default_rank, default_world = distributed_rank_and_world()
+        rank = default_rank if self.rank is None else self.rank
+        world = default_world if self.world_size is None else self.world_size
+        worker = get_worker_info()
+        worker_id, num_workers = (worker.id, worker.num_workers) if worker else (0, 1)
+        return rank, world, worker_id, num_workers
+
+    def shards_for_this_reader(self) -> list[Path]:
+        """The shards this rank and DataLoader worker reads this epoch."""
+        rank, world, worker_id, num_workers = self.reader_position()
+        readers = world * num_workers
+        if len(self.shards) < readers:
+            raise ShardError(
+                f"split {self.split!r} of {self.folder} has {len(self.shards)} shard(s), fewer than the "
+                f"{readers} readers ({world} rank(s) x {num_workers} loader worker(s)): lower the loader "
+                "workers or re-shard with a larger shard.min_shards"
+            )
+        order = list(self.shards)
+        if self.shuffle:
+            random.Random(f"{self.seed}-{self.epoch}").shuffle(order)
+        return order[rank * num_workers + worker_id :: readers]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        rank, _, worker_id, _ = self.reader_position()
+        samples = self._decoded(self.shards_for_this_reader())
+        if not self.shuffle:
+            yield from samples
+            return
+        rng = random.Random(f"{self.seed}-{self.epoch}-{rank}-{worker_id}")
+        yield from _buffer_shuffle(samples, self.shuffle_buffer, rng)
+
+    def _decoded(self, shards: Sequence[Path]) -> Iterator[dict[str, Any]]:
+        for shard in shards:
+            try:
+                records = wds.tarfile_to_samples([{"url": str(shard)}])
+                for record in records:
+                    yield self._decode(record, shard)
+            except (ShardError, KeyboardInterrupt):
+                raise
+            except Exception as err:
+                raise ShardError(f"shard {shard} is corrupt or truncated: {err}") from err
+
+    def _decode(self, record: dict[str, Any], shard: Path) -> dict[str, Any]:
+        key = record.get("__key__", "?")
+        try:
+            fields = decode_fields(record)
+        except DecodeError as err:
+            raise ShardError(f"shard {shard}: sample {key!r}: {err}") from err
+        item = to_tensors(fields, self.rgb_range)
+        item["key"] = key
+        item["meta"] = fields["meta"]
+        return item
+
+
+def _buffer_shuffle(items: Iterator[Any], size: int, rng: random.Random) -> Iterator[Any]:
+    """Shuffle a stream with a buffer of ``size`` items (deterministic for a given ``rng``)."""
+    buffer: list[Any] = []
+    for item in items:
+        buffer.append(item)
+        if len(buffer) >= size:
+            index = rng.randrange(len(buffer))
+            buffer[index], buffer[-1] = buffer[-1], buffer[index]
+            yield buffer.pop()
+    rng.shuffle(buffer)
+    yield from buffer
+
+
+def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Stack tensors of a batch; keep ``key`` and ``meta`` as lists."""
+    batch: dict[str, Any] = {}
+    for name in items[0]:
+        values = [item[name] for item in items]
+        batch[name] = torch.stack(values) if isinstance(values[0], torch.Tensor) else values
+    return batch

@@ -1,0 +1,33 @@
+"""The interface every dataset source implements, and the factory that builds one from params."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from pipeline.data.schema import Sample
+
+SPLITS_WITH_LABELS = ("train", "val", "test")
+"""Splits a source defines; the ``shard`` stage carves ``weak`` out of ``train``."""
+
+
+class Source(ABC):
+    """A dataset that yields :class:`Sample` objects at a fixed square resolution.
+
+    ``split_ids()`` names the items of each split; ``load(item_id)`` returns one sample whose
+    ``key`` is unique within the source and whose ``meta`` holds ``source`` and ``id``.
+    Loading must be a pure function of the item id (and the source's construction arguments),
+    so that shards are reproducible and loading parallelises across processes.
+    """
+
+    name: str
+    class_names: tuple[str, ...]
+    scene_names: tuple[str, ...]
+
+    @abstractmethod
+    def split_ids(self) -> dict[str, Sequence[str]]:
+        """Item ids of ``train``, ``val`` and ``test``, each in a deterministic order."""
+
+    @abstractmethod
+    def load(self, item_id: str) -> Sample:
+        """Load one item, resized to the source's resolution, in the sample schema."""

@@ -1,0 +1,50 @@
+"""What every stage entry point shares: ``--params``/``--set`` parsing and error reporting."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from pipeline.config import DEFAULT_PARAMS_FILE, Params, load_params
+from pipeline.errors import PipelineError
+
+StageRunner = Callable[[Params, argparse.Namespace], None]
+
+
+def add_params_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--params FILE`` and repeated ``--set key=value``."""
+    parser.add_argument(
+        "--params",
+        default=DEFAULT_PARAMS_FILE,
+        metavar="FILE",
+        help=f"params file (default: {DEFAULT_PARAMS_FILE})",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one param, e.g. --set data.label_fraction=0.5 (repeatable; value parsed as YAML)",
+    )
+
+
+def build_parser(prog: str, description: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
+    """A parser with the shared arguments plus the stage's own."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_params_arguments(parser)
+    add_arguments(parser)
+    return parser
+
+
+def run_stage(parser: argparse.ArgumentParser, runner: StageRunner, argv: Sequence[str] | None) -> int:
+    """Parse ``argv``, validate params before any work, run; report pipeline errors in one line."""
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.params, args.overrides)
+        runner(params, args)
+    except PipelineError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
