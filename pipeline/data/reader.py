@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import webdataset as wds
 from torch.utils.data import IterableDataset, get_worker_info
+from webdataset.tariterators import tarfile_samples
 
 from pipeline.data.codec import DecodeError, decode_fields
 from pipeline.errors import ShardError
@@ -144,7 +144,7 @@ class ShardDataset(IterableDataset):
     def _decoded(self, shards: Sequence[Path]) -> Iterator[dict[str, Any]]:
         for shard in shards:
             try:
-                records = wds.tarfile_to_samples([{"url": str(shard)}])
+                records = tarfile_samples([{"url": str(shard)}])
                 for record in records:
                     yield self._decode(record, shard)
             except (ShardError, KeyboardInterrupt):

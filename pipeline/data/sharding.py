@@ -146,10 +146,16 @@ def _manifest_row(shard: str, split: str, sample: Sample, offset: int, size: int
     )
 
 
-def shard_dataset(params: Params, *, force: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run the ``shard`` stage: write ``params.shard.out`` atomically and return its summary."""
+def shard_dataset(
+    params: Params, *, source: Source | None = None, force: bool = False, progress: bool = True
+) -> dict[str, Any]:
+    """Run the ``shard`` stage: write ``params.shard.out`` atomically and return its summary.
+
+    ``source`` defaults to the one ``params.data`` names; pass your own :class:`Source` to shard
+    any dataset that implements the interface.
+    """
     data, shard = params.data, params.shard
-    source = make_source(data)
+    source = source if source is not None else make_source(data)
     plan = plan_splits(source, data.label_fraction, data.seed)
     num_classes, num_scenes = len(source.class_names), len(source.scene_names)
 

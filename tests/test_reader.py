@@ -1,0 +1,109 @@
+"""Reading shards: tensors of the right types, every sample once across workers and ranks, clear errors."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from pipeline.config import load_params
+from pipeline.data.reader import ShardDataset, collate, list_shards
+from pipeline.data.sharding import shard_dataset
+from pipeline.errors import ShardError
+from tests._sources import GradientSource
+
+
+@pytest.fixture(scope="module")
+def shard_set(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shards") / "real"
+    params = load_params(
+        None, [f"shard.out={out}", "data.resolution=32", "shard.samples_per_shard=3", "shard.workers=0"]
+    )
+    shard_dataset(params, source=GradientSource(train=12), progress=False)
+    return out
+
+
+def _keys(dataset, workers=0):
+    loader = DataLoader(dataset, batch_size=None, num_workers=workers)
+    return [item["key"] for item in loader]
+
+
+def test_decodes_to_typed_tensors(shard_set):
+    item = next(iter(ShardDataset(shard_set, "train")))
+    assert item["rgb"].shape == (3, 32, 32) and item["rgb"].dtype == torch.float32
+    assert 0.0 <= item["rgb"].min() and item["rgb"].max() <= 1.0
+    assert item["seg"].shape == (32, 32) and item["seg"].dtype == torch.long
+    assert int(item["seg"][0, 0]) == 255
+    assert item["depth"].shape == (1, 32, 32) and item["depth_valid"].all()
+    assert item["normal"].shape == (3, 32, 32)
+    assert torch.allclose(item["normal"].norm(dim=0), torch.ones(32, 32), atol=1e-3)
+    assert item["scene"].dtype == torch.long
+    expected = GradientSource().load(item["meta"]["id"])
+    assert torch.equal(item["seg"], torch.from_numpy(expected.seg).long())
+    assert torch.allclose(item["depth"][0], torch.from_numpy(expected.depth), atol=1e-2)
+    pm1 = next(iter(ShardDataset(shard_set, "train", rgb_range="pm1")))
+    assert torch.allclose(pm1["rgb"], item["rgb"] * 2 - 1)
+
+
+def test_two_workers_read_every_sample_once(shard_set):
+    keys = _keys(ShardDataset(shard_set, "train", shuffle=True, seed=1), workers=2)
+    assert len(keys) == 12 and len(set(keys)) == 12
+
+
+def test_ranks_partition_the_split(shard_set):
+    per_rank = [_keys(ShardDataset(shard_set, "train", rank=r, world_size=2, shuffle=True)) for r in range(2)]
+    assert not set(per_rank[0]) & set(per_rank[1])
+    assert len(per_rank[0]) + len(per_rank[1]) == 12
+
+
+def test_shuffle_is_seeded_and_changes_with_epoch(shard_set):
+    first = ShardDataset(shard_set, "train", shuffle=True, seed=7, shuffle_buffer=8)
+    again = ShardDataset(shard_set, "train", shuffle=True, seed=7, shuffle_buffer=8)
+    assert _keys(first) == _keys(again)
+    epoch0 = _keys(first)
+    first.set_epoch(1)
+    assert _keys(first) != epoch0 and sorted(_keys(first)) == sorted(epoch0)
+
+
+def test_batches_collate(shard_set):
+    loader = DataLoader(ShardDataset(shard_set, "val"), batch_size=2, collate_fn=collate)
+    batch = next(iter(loader))
+    assert batch["rgb"].shape == (2, 3, 32, 32) and batch["seg"].shape == (2, 32, 32)
+    assert len(batch["key"]) == 2
+
+
+def test_fewer_shards_than_readers_is_an_error(shard_set):
+    dataset = ShardDataset(shard_set, "val")
+    assert len(dataset.shards) == 2
+    with pytest.raises(ShardError, match=r"2 shard\(s\), fewer than the 3 readers"):
+        _keys(ShardDataset(shard_set, "val", rank=0, world_size=3))
+
+
+def test_missing_split_and_folder(shard_set, tmp_path):
+    with pytest.raises(ShardError, match="no shards for split 'nope'"):
+        list_shards(shard_set, "nope")
+    with pytest.raises(ShardError, match="does not exist"):
+        ShardDataset(tmp_path / "missing", "train")
+
+
+def test_truncated_shard_names_the_file(shard_set, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(shard_set, broken)
+    shard = broken / "test-000000.tar"
+    shard.write_bytes(shard.read_bytes()[:1500])
+    with pytest.raises(ShardError, match="test-000000.tar"):
+        _keys(ShardDataset(broken, "test"))
+
+
+def test_corrupt_png_names_file_and_key(shard_set, tmp_path):
+    broken = tmp_path / "corrupt"
+    shutil.copytree(shard_set, broken)
+    shard = broken / "test-000001.tar"
+    data = bytearray(shard.read_bytes())
+    start = data.find(b"\x89PNG")
+    data[start + 40 : start + 80] = b"\0" * 40
+    shard.write_bytes(bytes(data))
+    with pytest.raises(ShardError, match=r"test-000001.tar: sample 'grad-\d+': .*PNG"):
+        _keys(ShardDataset(broken, "test"))
