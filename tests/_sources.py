@@ -17,7 +17,9 @@ class GradientSource(Source):
     class_names = NYU13_CLASSES
     scene_names = SCENES
 
-    def __init__(self, resolution: int = 32, train: int = 12, val: int = 4, test: int = 4, bad: str = "") -> None:
+    def __init__(
+        self, resolution: int = 32, train: int = 12, val: int = 4, test: int = 4, bad: str = ""
+    ) -> None:
         self.resolution = resolution
         self.counts = {"train": train, "val": val, "test": test}
         self.bad = bad

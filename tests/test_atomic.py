@@ -33,9 +33,11 @@ def test_foreign_folder_is_never_replaced_without_force(tmp_path):
     target = tmp_path / "out"
     target.mkdir()
     (target / "mine.txt").write_text("user data")
-    with pytest.raises(OutputExistsError, match=r"out exists and was not written by this stage"):
-        with atomic_output_dir(target, "done.json") as folder:
-            (folder / "done.json").write_text("{}")
+    with (
+        pytest.raises(OutputExistsError, match=r"out exists and was not written by this stage"),
+        atomic_output_dir(target, "done.json") as folder,
+    ):
+        (folder / "done.json").write_text("{}")
     assert (target / "mine.txt").read_text() == "user data"
     with atomic_output_dir(target, "done.json", force=True) as folder:
         (folder / "done.json").write_text("{}")

@@ -46,7 +46,9 @@ def test_unknown_key_is_called_unknown():
 
 
 def test_overrides_are_typed_by_yaml():
-    params = load_params(None, ["data.label_fraction=0.25", "data.rooms.train=7", "data.taskonomy.scenes_csv=x.csv"])
+    params = load_params(
+        None, ["data.label_fraction=0.25", "data.rooms.train=7", "data.taskonomy.scenes_csv=x.csv"]
+    )
     assert params.data.label_fraction == 0.25
     assert params.data.rooms.train == 7
     assert params.data.taskonomy.scenes_csv == "x.csv"
@@ -66,5 +68,5 @@ def test_malformed_override_and_missing_file(tmp_path):
         load_params(tmp_path / "nope.yaml")
     broken = tmp_path / "broken.yaml"
     broken.write_text("data: [unclosed")
-    with pytest.raises(ParamsError, match="broken.yaml"):
+    with pytest.raises(ParamsError, match=r"broken\.yaml"):
         load_params(broken)

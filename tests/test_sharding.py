@@ -38,7 +38,9 @@ def test_same_params_give_identical_bytes(tmp_path):
 
 def test_label_fraction_splits_train_into_train_and_weak(tmp_path):
     out = tmp_path / "real"
-    summary = shard_dataset(_params(out, **{"data.label_fraction": 0.25}), source=GradientSource(), progress=False)
+    summary = shard_dataset(
+        _params(out, **{"data.label_fraction": 0.25}), source=GradientSource(), progress=False
+    )
     counts = {split: info["samples"] for split, info in summary["splits"].items()}
     assert counts == {"train": 3, "weak": 9, "val": 4, "test": 4}
     manifest = read_manifest(out).to_pylist()
@@ -46,7 +48,11 @@ def test_label_fraction_splits_train_into_train_and_weak(tmp_path):
     weak_ids = {row["id"] for row in manifest if row["split"] == "weak"}
     assert not train_ids & weak_ids
     assert train_ids | weak_ids == {str(i) for i in range(12)}
-    assert sorted(p.name for p in out.glob("weak-*.tar")) == ["weak-000000.tar", "weak-000001.tar", "weak-000002.tar"]
+    assert sorted(p.name for p in out.glob("weak-*.tar")) == [
+        "weak-000000.tar",
+        "weak-000001.tar",
+        "weak-000002.tar",
+    ]
 
 
 def test_split_labelled_is_seeded_and_keeps_order():
@@ -70,7 +76,17 @@ def test_manifest_byte_ranges_point_at_each_sample(tmp_path):
     out = tmp_path / "real"
     shard_dataset(_params(out), source=GradientSource(), progress=False)
     table = pq.read_table(out / "manifest.parquet")
-    assert table.column_names == ["shard", "key", "split", "source", "id", "scene", "scene_name", "offset", "size"]
+    assert table.column_names == [
+        "shard",
+        "key",
+        "split",
+        "source",
+        "id",
+        "scene",
+        "scene_name",
+        "offset",
+        "size",
+    ]
     for row in table.to_pylist():
         data = (out / row["shard"]).read_bytes()[row["offset"] : row["offset"] + row["size"]]
         with tarfile.open(fileobj=io.BytesIO(data + b"\0" * 1024)) as tar:

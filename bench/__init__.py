@@ -1,0 +1,1 @@
+"""Benchmarks: run ``python -m bench.<name>``; results go into docs/benchmarks.md."""

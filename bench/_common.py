@@ -1,0 +1,48 @@
+"""Shared helpers for benchmarks: machine description, timing, JSON results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def machine() -> dict[str, Any]:
+    """What the benchmark ran on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def timed(function: Callable[[], Any]) -> tuple[float, Any]:
+    """(seconds, result) of one call."""
+    start = time.perf_counter()
+    result = function()
+    return time.perf_counter() - start, result
+
+
+def report(name: str, results: dict[str, Any], out: str | None = None) -> None:
+    """Print results as JSON (and write them to ``out`` when given)."""
+    payload = {"benchmark": name, "machine": machine(), **results}
+    text = json.dumps(payload, indent=2)
+    print(text)
+    if out:
+        Path(out).write_text(text + "\n")
