@@ -125,3 +125,34 @@ def test_refuses_to_replace_a_folder_it_did_not_write(tmp_path):
     with pytest.raises(OutputExistsError, match="--force"):
         shard_dataset(_params(out), source=GradientSource(), progress=False)
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_real_nyuv2_mini_shards_through_the_stage(nyuv2_mini, tmp_path):
+    out = tmp_path / "nyu"
+    params = load_params(
+        None,
+        [
+            "data.source=nyuv2-folder",
+            f"data.path={nyuv2_mini}",
+            f"shard.out={out}",
+            "shard.workers=2",
+        ],
+    )
+    summary = shard_dataset(params, progress=False)
+    assert sum(info["samples"] for info in summary["splits"].values()) == 10
+    assert summary["scene_names"] == ["kitchen", "office"]
+    assert len(summary["class_names"]) == 13
+    assert summary["ignore_fraction"] > 0
+    rows = read_manifest(out).to_pylist()
+    assert sorted(row["id"] for row in rows) == [
+        "0001",
+        "0002",
+        "0009",
+        "0014",
+        "0015",
+        "0016",
+        "0017",
+        "0018",
+        "0021",
+        "0028",
+    ]

@@ -1,0 +1,1 @@
+"""Training loops and what they share: checkpoints with resume, run history, runtime setup."""

@@ -1,0 +1,70 @@
+"""Where and how a training stage runs: device, threads, seeding, and DDP under ``torchrun``."""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from pipeline.errors import ParamsError
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The process's place in a (possibly distributed) run."""
+
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that writes outputs (rank 0)."""
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def select_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ParamsError(f"device={name!r} but no CUDA GPU is available; use 'cpu' or 'auto'")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python and torch (all devices)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def start_runtime(device_name: str = "auto", threads: int | None = None) -> Runtime:
+    """Set up the device and, under ``torchrun`` (``WORLD_SIZE`` > 1), the process group.
+
+    The backend is NCCL on CUDA and gloo on CPU; each rank uses ``cuda:LOCAL_RANK``.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    device = select_device(device_name)
+    if world_size == 1:
+        return Runtime(device=device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    return Runtime(device=device, rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+def stop_runtime(runtime: Runtime) -> None:
+    """Tear down the process group, if any."""
+    if runtime.distributed and dist.is_initialized():
+        dist.destroy_process_group()
