@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ParamsError
 
@@ -84,11 +84,193 @@ class ShardParams(_Section):
     workers: int = Field(2, ge=0, description="processes that load/render samples (0 = in-process)")
 
 
+class ModelParams(_Section):
+    """The multi-task network M (``pipeline.models.multitask``)."""
+
+    encoder: Literal["resnet18", "halfwidth34"] = Field(
+        "resnet18", description="resnet18 (torchvision) | halfwidth34 (authors': [3,4,6,3] at 48/96/192/360)"
+    )
+    pretrained: str | None = Field(None, description="resnet18: path of local ImageNet weights (offline)")
+    tasks: list[str] = Field(["seg", "depth", "normal"], description="dense tasks, from the task registry")
+    encoder_widths: list[int] = Field([48, 96, 192, 360], min_length=4, max_length=4)
+    decoder_channels: list[int] = Field(
+        [128, 64, 32, 32, 16], min_length=1, description="five upsampling stages (authors': 256,128,64,48,32)"
+    )
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks_are_registered(cls, tasks: list[str]) -> list[str]:
+        from pipeline.models.multitask import TASKS  # lazy: keeps torch out of plain params parsing
+
+        unknown = [name for name in tasks if name not in TASKS]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; known tasks: {', '.join(TASKS)}")
+        if not tasks or len(set(tasks)) != len(tasks):
+            raise ValueError("give at least one task, each once")
+        return tasks
+
+
+class TrainMTParams(_Section):
+    """The ``train_mt`` stage: single-task (``st``) and multi-task (``mt``) training on real shards."""
+
+    variants: list[Literal["st", "mt"]] = Field(["st", "mt"], min_length=1)
+    epochs: int = Field(15, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    optimizer: Literal["adam", "adamw"] = "adam"
+    weight_decay: float = Field(1e-4, ge=0)
+    schedule: Literal["none", "cosine", "step"] = "cosine"
+    step_epochs: int = Field(10, ge=1, description="schedule=step: multiply lr by step_gamma every N epochs")
+    step_gamma: float = Field(0.1, gt=0, le=1)
+    loss_weights: dict[str, float] = Field({}, description="task -> weight (default 1)")
+    weighting: Literal["fixed", "uncertainty"] = "fixed"
+    normal_loss: Literal["l1", "cosine"] = "l1"
+    workers: int = Field(0, ge=0, description="DataLoader worker processes (0 = in the training process)")
+    threads: int = Field(0, ge=0, description="torch CPU threads (0 = torch's default)")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    channels_last: bool = False
+    bf16: bool = Field(False, description="bfloat16 autocast (CPU and GPU)")
+    seed: int = Field(0, ge=0)
+    out: str = Field("models/mt", description="checkpoints go to <out>/<variant>[/<task>]")
+    plots: str = Field("plots/train_mt", description="per-epoch CSV per model for dvc plots")
+
+
+class EvaluateParams(_Section):
+    """The ``evaluate`` stage."""
+
+    batch_size: int = Field(32, ge=1)
+    grid_samples: int = Field(4, ge=1, description="fixed test samples shown in each grid")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    out: str = Field("reports", description="grids and evaluation.md")
+
+
+class GanParams(_Section):
+    """The ``train_gan`` stage: conditional SAGAN pre-training on the real training images."""
+
+    resolution: int | None = Field(
+        None, description="output side; null = data.resolution (if set it must equal data.resolution)"
+    )
+    latent_dim: int = Field(128, ge=1)
+    g_width: int = Field(32, ge=1, description="G channels at full resolution (x8 at 4 px)")
+    d_width: int = Field(32, ge=1, description="D channels after its first block (x8 at 4 px)")
+    attention_resolution: int = Field(32, ge=0, description="feature side with self-attention (0 = none)")
+    g_lr: float = Field(1e-4, gt=0, description="TTUR: generator learning rate")
+    d_lr: float = Field(4e-4, gt=0, description="TTUR: discriminator learning rate")
+    betas: tuple[float, float] = Field((0.0, 0.999), description="Adam betas (authors' code: 0.9, 0.999)")
+    d_steps: int = Field(2, ge=1, description="D updates per G update")
+    instance_noise: float = Field(0.01, ge=0, description="std of Gaussian noise on every D input")
+    diffaugment: list[Literal["color", "translation", "cutout"]] = Field(
+        ["color", "translation", "cutout"], description="DiffAugment policy on real and fake D inputs"
+    )
+    ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of G (warm-up: min(decay, (1+t)/(10+t)))")
+    steps: int = Field(600, ge=1, description="G updates in total")
+    batch_size: int = Field(16, ge=2)
+    include_weak: bool = Field(False, description="also train on the weak split's images")
+    sample_every: int = Field(100, ge=1, description="sample grid PNG every N steps")
+    fid_every: int = Field(50, ge=1, description="FID/KID every N steps (and at the last step)")
+    checkpoint_every: int = Field(100, ge=1, description="write last.pt every N steps")
+    fid_images: int = Field(100, ge=2, description="generated images per FID/KID evaluation")
+    fid_splits: list[Literal["train", "val", "test"]] = Field(["val", "test"], min_length=1)
+    best_by: Literal["train", "val", "test"] = Field("val", description="split whose FID picks best.pt")
+    fid_extractor: Literal["inception", "tiny"] = Field(
+        "inception", description="inception: real FID/KID; tiny: fast test extractor (reported as fd_tiny)"
+    )
+    grid_columns: int = Field(8, ge=1, description="fixed-noise samples per scene row of the grid")
+    workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    threads: int = Field(0, ge=0, description="torch CPU threads (0 = torch's default)")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    seed: int = Field(0, ge=0)
+    resume: bool = Field(True, description="continue from <out>/last.pt when it exists")
+    out: str = Field("models/gan", description="last.pt, best.pt, samples/")
+    plots: str = Field("plots/train_gan", description="history.csv (losses, FID, KID) for dvc plots")
+
+    @model_validator(mode="after")
+    def _best_by_is_tracked(self) -> GanParams:
+        if self.best_by not in self.fid_splits:
+            raise ValueError(f"best_by: {self.best_by!r} is not in fid_splits {self.fid_splits}")
+        return self
+
+
+class SynthesizeParams(_Section):
+    """The ``synthesize`` stage: scene-labelled images from a generator checkpoint, as shards."""
+
+    checkpoint: str = Field("models/gan/best.pt", description="generator checkpoint (train_gan's best.pt)")
+    name: str = Field("gan", pattern=r"^[A-Za-z0-9_-]+$", description="output: <out>/<name>/")
+    count: int | None = Field(None, gt=0, description="number of images; null = use count_relative")
+    count_relative: float = Field(1.0, gt=0, description="images per real train image (when count is null)")
+    labels: Literal["real", "balanced"] = Field("real", description="real: train scene distribution")
+    scenes: list[str] | None = Field(None, description="only these scene names (null = all)")
+    seed: int = Field(0, ge=0)
+    batch_size: int = Field(64, ge=1)
+    samples_per_shard: int = Field(256, ge=1)
+    min_shards: int = Field(2, ge=1)
+    fid_split: Literal["train", "val", "test", "none"] = Field(
+        "test", description="real split to compare against (FID/KID overall and per scene)"
+    )
+    fid_extractor: Literal["inception", "tiny"] = "inception"
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    out: str = Field("data/shards/synthetic", description="root folder of synthetic shard sets")
+    force: bool = Field(False, description="replace a different dataset version (also --force)")
+
+
+class FlowParams(_Section):
+    """The Prefect flows (``mgm flow run``, ``mgm flow sweep``): retries, logs, artifacts, ratio sweeps."""
+
+    retries: int = Field(1, ge=0, description="extra attempts of a failed DVC stage")
+    retry_delay_seconds: float = Field(10.0, ge=0, description="wait before each retry")
+    progress_interval_seconds: float = Field(
+        10.0, ge=0, description="least seconds between two progress-bar lines of a stage in the logs"
+    )
+    error_lines: int = Field(30, ge=1, description="last output lines of a failed stage quoted in its error")
+    grid_images: int = Field(8, ge=0, description="most images of one stage embedded in its grids artifact")
+    grid_max_side: int = Field(1024, ge=32, description="embedded images are shrunk to this side in pixels")
+    artifact_max_kb: int = Field(2048, ge=16, description="cap on the embedded images of one artifact")
+    sweep_ratios: list[float] = Field(
+        [0.0, 0.25, 0.5, 1.0, 1.25], min_length=1, description="mix.synthetic_ratio values of a sweep"
+    )
+    sweep_metrics: list[str] = Field(
+        [], description="metrics plotted against the ratio ('file:key' or 'key'; [] = all that vary)"
+    )
+    sweep_out: str = Field("metrics/sweep", description="sweep.csv, sweep.md and sweep.png of the last sweep")
+
+    @field_validator("sweep_ratios")
+    @classmethod
+    def _ratios_are_finite_non_negative(cls, ratios: list[float]) -> list[float]:
+        for position, ratio in enumerate(ratios):
+            if not 0.0 <= ratio < float("inf"):
+                raise ValueError(f"ratio {ratio} at position {position}: must be finite and >= 0")
+        if len(set(ratios)) != len(ratios):
+            raise ValueError(f"ratios {ratios}: give each value once")
+        return ratios
+
+
 class Params(_Section):
     """All params of the pipeline: one section per stage plus the shared ``data`` section."""
 
     data: DataParams = DataParams()
     shard: ShardParams = ShardParams()
+    model: ModelParams = ModelParams()
+    train_mt: TrainMTParams = TrainMTParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    gan: GanParams = GanParams()
+    synthesize: SynthesizeParams = SynthesizeParams()
+    flow: FlowParams = FlowParams()
+
+    @model_validator(mode="after")
+    def _loss_weights_name_model_tasks(self) -> Params:
+        unknown = sorted(set(self.train_mt.loss_weights) - set(self.model.tasks))
+        if unknown:
+            raise ValueError(f"train_mt.loss_weights: task(s) {unknown} are not in model.tasks")
+        return self
+
+    @model_validator(mode="after")
+    def _gan_resolution_follows_data(self) -> Params:
+        if self.gan.resolution is not None and self.gan.resolution != self.data.resolution:
+            raise ValueError(
+                f"gan.resolution: {self.gan.resolution} differs from data.resolution {self.data.resolution} "
+                "(the GAN trains on the real shards; leave gan.resolution null to follow data.resolution)"
+            )
+        return self
 
 
 def load_params(path: str | Path | None = DEFAULT_PARAMS_FILE, overrides: Iterable[str] = ()) -> Params:

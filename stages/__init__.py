@@ -3,5 +3,15 @@
 COMMANDS: dict[str, str] = {
     "shard": "Shard a source dataset (rooms | nyuv2-mat | nyuv2-folder | taskonomy) into WebDataset tars.",
     "preview": "Render a grid of samples of the configured source to a PNG (not a DVC stage).",
+    "train_mt": "Train single-task (st) and multi-task (mt) networks on the real shards (resumes; torchrun).",
+    "evaluate": "Test-split metrics per variant, prediction grids and a report with Δm against single-task.",
+    "train_gan": "Pre-train the conditional SAGAN on the real training images (FID/KID tracked; resumes).",
+    "synthesize": "Write scene-labelled images from a generator checkpoint as synthetic shards.",
 }
 """Sub-commands of ``mgm``: name -> one-line description (module ``stages.<name>``)."""
+
+FLOW_COMMANDS: dict[str, str] = {
+    "flow": "Prefect flows over the DVC stages: `mgm flow run`, `mgm flow sweep --ratios 0,0.5,1`.",
+    "ui": "Start a local Prefect server and UI on 127.0.0.1 (`--port`, Ctrl-C stops it).",
+}
+"""Sub-commands of ``mgm`` that are not DVC stages (module ``flows.cli``, imported only when they run)."""

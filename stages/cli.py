@@ -6,12 +6,12 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from stages import COMMANDS
+from stages import COMMANDS, FLOW_COMMANDS
 
 
 def usage() -> str:
     lines = ["usage: mgm <command> [--params FILE] [--set KEY=VALUE ...] [options]", "", "commands:"]
-    lines += [f"  {name:<10} {description}" for name, description in COMMANDS.items()]
+    lines += [f"  {name:<10} {description}" for name, description in {**COMMANDS, **FLOW_COMMANDS}.items()]
     lines += ["", "`mgm <command> --help` shows a command's options."]
     return "\n".join(lines)
 
@@ -27,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mgm-pipeline {__version__}")
         return 0
     name, rest = args[0], args[1:]
+    if name in FLOW_COMMANDS:
+        return importlib.import_module("flows.cli").main(args, prog="mgm")
     if name not in COMMANDS:
         print(f"mgm: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2

@@ -20,7 +20,7 @@ def repo(tmp_path_factory):
 
 
 def test_repro_is_reproducible_and_tracks_params(repo):
-    first = dvc(repo, "repro")
+    first = dvc(repo, "repro", "shard")
     assert "Running stage 'shard'" in first.stdout
     shards = repo / "data" / "shards" / "real"
     names = sorted(p.name for p in shards.iterdir())
@@ -36,11 +36,11 @@ def test_repro_is_reproducible_and_tracks_params(repo):
     ]
     hashes = _hashes(shards)
 
-    again = dvc(repo, "repro")
+    again = dvc(repo, "repro", "shard")
     assert "Running stage" not in again.stdout
     assert "up to date" in again.stdout.lower()
 
-    forced = dvc(repo, "repro", "--force")
+    forced = dvc(repo, "repro", "--force", "shard")
     assert "Running stage 'shard'" in forced.stdout
     assert _hashes(shards) == hashes
 
@@ -51,7 +51,7 @@ def test_repro_is_reproducible_and_tracks_params(repo):
     set_params(repo, {"data.label_fraction": 0.5})
     status = dvc(repo, "status")
     assert "shard:" in status.stdout and "params.yaml" in status.stdout and "modified" in status.stdout
-    rerun = dvc(repo, "repro")
+    rerun = dvc(repo, "repro", "shard")
     assert "Running stage 'shard'" in rerun.stdout
     summary = json.loads((shards / "summary.json").read_text())
     assert summary["splits"]["train"]["samples"] == 4 and summary["splits"]["weak"]["samples"] == 4

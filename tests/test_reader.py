@@ -26,7 +26,10 @@ def shard_set(tmp_path_factory):
 
 
 def _keys(dataset, workers=0):
-    loader = DataLoader(dataset, batch_size=None, num_workers=workers)
+    # forkserver: workers start from a clean process, whatever threads this test process holds
+    # (an in-process Prefect test server leaves event-loop threads that break forked workers).
+    context = "forkserver" if workers else None
+    loader = DataLoader(dataset, batch_size=None, num_workers=workers, multiprocessing_context=context)
     return [item["key"] for item in loader]
 
 

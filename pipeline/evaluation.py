@@ -1,0 +1,341 @@
+"""Evaluate trained variants on the test split: metrics, a qualitative grid each, a report with Δm.
+
+Variants: ``st`` (one model per task, each from ``<train_mt.out>/st/<task>/best.pt``) and ``mt``
+(``<train_mt.out>/mt/best.pt``), plus the ``trivial`` reference: a constant prediction computed
+from the train split (the class prior, whose argmax is the majority class; the mean valid depth;
+the normalised mean normal). Δm compares each variant's primary metrics (mIoU, depth MAE, mean
+normal angle) with the single-task models, as in the paper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from pipeline.atomic import write_bytes_atomic
+from pipeline.config import Params
+from pipeline.data.reader import ShardDataset, collate, read_summary
+from pipeline.data.schema import IGNORE_LABEL
+from pipeline.metrics.dense import LossMeter, delta_m
+from pipeline.models.multitask import TASKS
+from pipeline.train.checkpoint import CheckpointError, load_checkpoint, load_state_strict
+from pipeline.train.history import write_metrics_json
+from pipeline.viz import class_palette, colorize_depth, colorize_normal, colorize_seg, save_image
+
+Predictor = Callable[[Tensor], Mapping[str, Tensor]]
+
+
+def to_device(batch: Mapping[str, Any], device: torch.device, channels_last: bool = False) -> dict[str, Any]:
+    """Move the tensors of a batch to ``device`` (the RGB input in channels-last when asked)."""
+    moved = {
+        name: value.to(device, non_blocking=True) if isinstance(value, Tensor) else value
+        for name, value in batch.items()
+    }
+    if channels_last:
+        moved["rgb"] = moved["rgb"].contiguous(memory_format=torch.channels_last)
+    return moved
+
+
+@torch.no_grad()
+def evaluate_outputs(
+    predictor: nn.Module | Predictor,
+    loader: DataLoader,
+    tasks: Sequence[str],
+    num_classes: int,
+    device: torch.device,
+    *,
+    normal_kind: str = "l1",
+    channels_last: bool = False,
+    bf16: bool = False,
+    progress: bool = False,
+    desc: str = "evaluate",
+) -> dict[str, dict[str, float]]:
+    """Metrics and mean loss per task over everything ``loader`` yields (summed over DDP ranks).
+
+    ``predictor`` maps an RGB batch to ``{task: output}`` like :class:`MultiTaskNet`.
+    """
+    was_training = isinstance(predictor, nn.Module) and predictor.training
+    if isinstance(predictor, nn.Module):
+        predictor.eval()
+    meters = {task: TASKS[task].meter(num_classes) for task in tasks}
+    losses = {task: LossMeter() for task in tasks}
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
+        batch = to_device(batch, device, channels_last)
+        with autocast:
+            outputs = predictor(batch["rgb"])
+        for task in tasks:
+            spec = TASKS[task]
+            output = outputs[task].float()
+            meters[task].update(spec.predict(output), batch[spec.target])
+            total, count = spec.loss(output, batch, normal_kind)
+            losses[task].update(total, count)
+    if was_training:
+        predictor.train()
+    results = {}
+    for task in tasks:
+        meters[task].all_reduce()
+        losses[task].all_reduce()
+        results[task] = {**meters[task].compute(), **losses[task].compute()}
+    return results
+
+
+class TrivialPredictor(nn.Module):
+    """Constant predictions from train-split statistics: class prior (argmax = majority class),
+    mean valid depth, normalised mean valid normal."""
+
+    def __init__(self, class_log_prior: Tensor, mean_depth: float, mean_normal: Tensor) -> None:
+        super().__init__()
+        self.register_buffer("class_log_prior", class_log_prior.float())
+        self.register_buffer("mean_depth", torch.tensor(float(mean_depth)))
+        self.register_buffer("mean_normal", torch.nn.functional.normalize(mean_normal.float(), dim=0))
+
+    @classmethod
+    def from_split(cls, folder: str | Path, split: str, num_classes: int) -> TrivialPredictor:
+        counts = torch.zeros(num_classes, dtype=torch.float64)
+        depth_sum = depth_n = 0.0
+        normal_sum = torch.zeros(3, dtype=torch.float64)
+        for item in ShardDataset(folder, split):
+            if "seg" in item:
+                labels = item["seg"][item["seg"] != IGNORE_LABEL]
+                counts += torch.bincount(labels.reshape(-1), minlength=num_classes)[:num_classes].double()
+            if "depth" in item:
+                depth_sum += float(item["depth"][item["depth_valid"]].double().sum())
+                depth_n += float(item["depth_valid"].sum())
+            if "normal" in item:
+                normal_sum += item["normal"].double().sum(dim=(1, 2))
+        prior = (counts + 1.0) / (counts.sum() + num_classes)
+        return cls(prior.log(), depth_sum / max(depth_n, 1.0), normal_sum)
+
+    def forward(self, rgb: Tensor) -> dict[str, Tensor]:
+        batch, _, height, width = rgb.shape
+        shape = (batch, -1, height, width)
+        return {
+            "seg": self.class_log_prior.view(1, -1, 1, 1).expand(shape),
+            "depth": self.mean_depth.view(1, 1, 1, 1).expand(batch, 1, height, width),
+            "normal": self.mean_normal.view(1, 3, 1, 1).expand(shape),
+        }
+
+
+def load_trained(
+    path: str | Path, tasks: Sequence[str], build: Callable[[Sequence[str], int], nn.Module], num_classes: int
+) -> nn.Module:
+    """A trained model from ``best.pt``; errors name the file when tasks or shapes differ."""
+    checkpoint = load_checkpoint(path)
+    if list(checkpoint.get("tasks", [])) != list(tasks):
+        raise CheckpointError(
+            f"{path} holds tasks {checkpoint.get('tasks')} but the params ask for {list(tasks)}: "
+            "retrain (dvc repro / mgm train_mt) or fix model.tasks"
+        )
+    if checkpoint.get("num_classes") != num_classes:
+        raise CheckpointError(
+            f"{path} was trained for {checkpoint.get('num_classes')} classes, the shards have {num_classes}"
+        )
+    model = build(tasks, num_classes)
+    load_state_strict(model, checkpoint["model"], str(path))
+    return model.eval()
+
+
+class Ensemble(nn.Module):
+    """Single-task models side by side: each contributes its own task's output."""
+
+    def __init__(self, models: Mapping[str, nn.Module]) -> None:
+        super().__init__()
+        self.models = nn.ModuleDict(dict(models))
+
+    def forward(self, rgb: Tensor) -> dict[str, Tensor]:
+        return {task: model(rgb)[task] for task, model in self.models.items()}
+
+
+def variant_predictor(params: Params, variant: str, num_classes: int) -> nn.Module:
+    """The trained ``st`` ensemble or ``mt`` model (``best.pt`` of each finished run)."""
+    from pipeline.train.multitask import COMPLETE_MARKER, build_model, model_runs
+
+    def build(tasks: Sequence[str], classes: int) -> nn.Module:
+        return build_model(params, tasks, classes)
+
+    models = {}
+    for run in model_runs(params, variant):
+        if not (run.folder / COMPLETE_MARKER).is_file():
+            raise CheckpointError(
+                f"{run.folder}: training has not finished (no {COMPLETE_MARKER}); run `mgm train_mt "
+                f"--variant {variant}` or `dvc repro`"
+            )
+        models[run.name] = load_trained(run.folder / "best.pt", run.tasks, build, num_classes)
+    if variant == "mt":
+        return models["mt"]
+    return Ensemble(models)
+
+
+def fixed_samples(folder: str | Path, split: str, count: int) -> dict[str, Any]:
+    """The first ``count`` samples of ``split`` in shard order (the same every run), collated."""
+    items = []
+    for item in ShardDataset(folder, split):
+        items.append(item)
+        if len(items) == count:
+            break
+    return collate(items)
+
+
+def _colour(task: str, value: np.ndarray, palette: np.ndarray, depth_max: float) -> np.ndarray:
+    if task == "seg":
+        return colorize_seg(value, palette)
+    if task == "depth":
+        return colorize_depth(value[0], vmax=depth_max)
+    return colorize_normal(np.moveaxis(value, 0, -1))
+
+
+@torch.no_grad()
+def prediction_grid(
+    predictor: nn.Module, samples: Mapping[str, Any], tasks: Sequence[str], num_classes: int, cell: int = 96
+) -> Image.Image:
+    """Rows: samples; columns: input, then ground truth and prediction for each task."""
+    outputs = predictor(samples["rgb"])
+    palette = class_palette(num_classes)
+    titles = ["input"] + [f"{task} {kind}" for task in tasks for kind in ("truth", "pred")]
+    header, gap = 16, 2
+    rows = len(samples["rgb"])
+    grid = Image.new("RGB", (len(titles) * (cell + gap), header + rows * (cell + gap)), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    font = ImageFont.load_default()
+    for column, title in enumerate(titles):
+        draw.text((column * (cell + gap) + 3, 2), title, fill=(0, 0, 0), font=font)
+    depth_max = float(samples["depth"].max()) if "depth" in samples else 1.0
+    for row in range(rows):
+        rgb = (samples["rgb"][row].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        cells = [rgb]
+        for task in tasks:
+            spec = TASKS[task]
+            truth = samples[spec.target][row].numpy()
+            pred = spec.predict(outputs[task].float())[row].numpy()
+            if task == "depth":
+                pred = np.clip(pred, 1e-3, None)
+            cells += [_colour(task, truth, palette, depth_max), _colour(task, pred, palette, depth_max)]
+        for column, array in enumerate(cells):
+            image = Image.fromarray(array).resize((cell, cell), Image.Resampling.NEAREST)
+            grid.paste(image, (column * (cell + gap), header + row * (cell + gap)))
+    return grid
+
+
+def primary_metrics(results: Mapping[str, Mapping[str, float]], tasks: Sequence[str]) -> tuple[dict, dict]:
+    """(``{task/metric: value}``, ``{task/metric: lower_is_better}``) of the Δm metrics."""
+    values, lower = {}, {}
+    for task in tasks:
+        spec = TASKS[task]
+        key = f"{task}/{spec.primary_metric}"
+        values[key] = results[task][spec.primary_metric]
+        lower[key] = spec.lower_is_better
+    return values, lower
+
+
+def with_delta_m(
+    results: Mapping[str, dict[str, Any]], tasks: Sequence[str], reference: str = "st"
+) -> dict[str, dict[str, Any]]:
+    """Add ``delta_m`` (against ``reference``) to every variant's results when the reference exists."""
+    out = {name: dict(value) for name, value in results.items()}
+    if reference not in results:
+        return out
+    ref_values, lower = primary_metrics(results[reference], tasks)
+    for _name, value in out.items():
+        values, _ = primary_metrics(value, tasks)
+        value["delta_m"] = delta_m(values, ref_values, lower)
+    return out
+
+
+_REPORT_COLUMNS = {
+    "seg": [("miou", "mIoU ↑"), ("pixel_acc", "pixel acc ↑"), ("loss", "mean loss ↓")],
+    "depth": [
+        ("mae", "MAE ↓"), ("abs_rel", "AbsRel ↓"), ("rmse", "RMSE ↓"), ("delta1", "δ<1.25 ↑"),
+        ("loss", "mean loss ↓"),
+    ],
+    "normal": [
+        ("mean_angle", "mean° ↓"), ("median_angle", "median° ↓"), ("within_11_25", "<11.25° % ↑"),
+        ("within_22_5", "<22.5° % ↑"), ("within_30", "<30° % ↑"), ("loss", "mean loss ↓"),
+    ],
+}  # fmt: skip
+
+
+def markdown_report(results: Mapping[str, Mapping[str, Any]], tasks: Sequence[str], params: Params) -> str:
+    """The comparison table per task and Δm against the single-task models."""
+    lines = [
+        "# Evaluation on the test split",
+        "",
+        f"Shards `{params.shard.out}`, encoder `{params.model.encoder}`, tasks {', '.join(tasks)}, "
+        f"{params.train_mt.epochs} epochs. `trivial` = constant prediction from train-split statistics "
+        "(class prior / majority class, mean depth, mean normal). "
+        "Models: `best.pt` (lowest weighted val loss).",
+        "",
+    ]
+    for task in tasks:
+        columns = _REPORT_COLUMNS.get(task, [(name, name) for name in next(iter(results.values()))[task]])
+        lines += [f"## {task}", "", "| variant | " + " | ".join(title for _, title in columns) + " |"]
+        lines.append("|---" * (len(columns) + 1) + "|")
+        for name, value in results.items():
+            cells = [_fmt(value[task].get(metric)) for metric, _ in columns]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if any("delta_m" in value for value in results.values()):
+        metrics = ", ".join(f"{task} {TASKS[task].primary_metric}" for task in tasks)
+        lines += [
+            "## Multi-task performance Δm against single-task (ST)",
+            "",
+            f"Δm = (1/T) Σ_t (-1)^l_t (M_t - M_ST,t) / M_ST,t over {metrics}; positive = better than ST.",
+            "",
+            "| variant | Δm (%) |",
+            "|---|---|",
+        ]
+        lines += [
+            f"| {name} | {100 * value['delta_m']:+.2f} |"
+            for name, value in results.items()
+            if "delta_m" in value
+        ]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return "–" if value is None else f"{float(value):.4g}"
+
+
+def evaluate(params: Params, *, progress: bool = True, metrics_dir: str | Path = "metrics") -> dict[str, Any]:
+    """Evaluate the trivial reference and every variant of ``train_mt.variants`` on the test split.
+
+    Writes ``<metrics_dir>/<variant>.json`` (and ``trivial.json``), ``<evaluate.out>/grid_<variant>.png``
+    and ``<evaluate.out>/evaluation.md``; returns all results.
+    """
+    from pipeline.train.runtime import select_device
+
+    cfg = params.evaluate
+    device = select_device(cfg.device)
+    shards = Path(params.shard.out)
+    num_classes = len(read_summary(shards)["class_names"])
+    tasks = list(params.model.tasks)
+    loader = DataLoader(ShardDataset(shards, "test"), batch_size=cfg.batch_size, collate_fn=collate)
+    samples = fixed_samples(shards, "test", cfg.grid_samples)
+    predictors: dict[str, nn.Module] = {"trivial": TrivialPredictor.from_split(shards, "train", num_classes)}
+    for variant in params.train_mt.variants:
+        predictors[variant] = variant_predictor(params, variant, num_classes)
+    results = {}
+    for name, predictor in predictors.items():
+        predictor = predictor.to(device).eval()
+        results[name] = evaluate_outputs(
+            predictor, loader, tasks, num_classes, device,
+            normal_kind=params.train_mt.normal_loss, progress=progress, desc=f"evaluate {name}",
+        )  # fmt: skip
+        if name != "trivial":
+            grid = prediction_grid(predictor.cpu(), samples, tasks, num_classes)
+            save_image(grid, Path(cfg.out) / f"grid_{name}.png")
+    results = with_delta_m(results, tasks)
+    for name, value in results.items():
+        write_metrics_json(value, Path(metrics_dir) / f"{name}.json")
+    write_bytes_atomic(Path(cfg.out) / "evaluation.md", markdown_report(results, tasks, params).encode())
+    return results

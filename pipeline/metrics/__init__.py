@@ -1,0 +1,1 @@
+"""Metrics: dense multi-task metrics and Δm (``dense``), image-generation metrics (``fid``)."""

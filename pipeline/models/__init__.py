@@ -1,0 +1,1 @@
+"""Networks: the multi-task net M (``multitask``), the conditional SAGAN (``sagan``)."""

@@ -1,0 +1,92 @@
+"""evaluate: metrics per variant and the trivial reference, grids, report with Δm; mismatched checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from pipeline.data.reader import ShardDataset
+from pipeline.evaluation import TrivialPredictor, evaluate
+from pipeline.train.checkpoint import CheckpointError
+from pipeline.train.multitask import COMPLETE_MARKER, train_mt
+from tests._tiny_mt import tiny_params, tiny_shards
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    shards = tiny_shards(root / "real", train=8, per_shard=4)
+    params = tiny_params(shards, root, "train_mt.epochs=1")
+    for variant in ("st", "mt"):
+        train_mt(params, variant, progress=False)
+    return shards, root
+
+
+def test_evaluate_writes_metrics_grids_and_report(trained):
+    shards, root = trained
+    params = tiny_params(shards, root, "train_mt.epochs=1")
+    results = evaluate(params, progress=False, metrics_dir=root / "metrics")
+    assert list(results) == ["trivial", "st", "mt"]
+    for name in results:
+        saved = json.loads((root / "metrics" / f"{name}.json").read_text())
+        assert set(saved) == {"seg", "depth", "normal", "delta_m"}
+        assert set(saved["seg"]) == {"miou", "pixel_acc", "loss"}
+        assert set(saved["depth"]) == {"mae", "abs_rel", "rmse", "delta1", "loss"}
+        assert set(saved["normal"]) == {
+            "mean_angle", "median_angle", "within_11_25", "within_22_5", "within_30", "loss"
+        }  # fmt: skip
+    assert results["st"]["delta_m"] == 0.0
+    reference = results["st"]
+    expected = (
+        (results["mt"]["seg"]["miou"] - reference["seg"]["miou"]) / reference["seg"]["miou"]
+        - (results["mt"]["depth"]["mae"] - reference["depth"]["mae"]) / reference["depth"]["mae"]
+        - (results["mt"]["normal"]["mean_angle"] - reference["normal"]["mean_angle"])
+        / reference["normal"]["mean_angle"]
+    ) / 3
+    assert results["mt"]["delta_m"] == pytest.approx(expected)
+    for variant in ("st", "mt"):
+        grid = Image.open(root / "reports" / f"grid_{variant}.png")
+        # columns: input + truth/prediction per task; rows: 2 fixed samples; 96 px cells + 2 px gaps
+        assert grid.size == (7 * 98, 16 + 2 * 98)
+    report = (root / "reports" / "evaluation.md").read_text()
+    assert "| trivial |" in report and "| mt |" in report and "Δm" in report
+    assert f"| mt | {100 * results['mt']['delta_m']:+.2f} |" in report
+
+
+def test_trivial_predictor_uses_train_statistics(trained):
+    shards, _ = trained
+    counts = torch.zeros(13)
+    depths, normals = [], torch.zeros(3, dtype=torch.float64)
+    for item in ShardDataset(shards, "train"):
+        labels = item["seg"][item["seg"] != 255]
+        counts += torch.bincount(labels, minlength=13)[:13]
+        depths.append(item["depth"][item["depth_valid"]])
+        normals += item["normal"].double().sum(dim=(1, 2))
+    trivial = TrivialPredictor.from_split(shards, "train", 13)
+    out = trivial(torch.zeros(2, 3, 8, 8))
+    assert (out["seg"].argmax(1) == int(counts.argmax())).all()
+    assert out["depth"][0, 0, 0, 0] == pytest.approx(float(torch.cat(depths).double().mean()), rel=1e-5)
+    assert torch.allclose(out["normal"][0, :, 0, 0], torch.nn.functional.normalize(normals, dim=0).float())
+
+
+def test_checkpoints_that_do_not_match_the_params_are_refused(trained):
+    shards, root = trained
+    fewer_tasks = tiny_params(shards, root, "model.tasks=[seg, depth]", "train_mt.variants=[mt]")
+    with pytest.raises(CheckpointError, match=r"mt/best\.pt holds tasks \['seg', 'depth', 'normal'\]"):
+        evaluate(fewer_tasks, progress=False, metrics_dir=root / "m2")
+    wider = tiny_params(shards, root, "model.decoder_channels=[16,8,8,8,4]", "train_mt.variants=[mt]")
+    with pytest.raises(CheckpointError, match=r"best\.pt does not match the model .* shape mismatch"):
+        evaluate(wider, progress=False, metrics_dir=root / "m2")
+    unfinished = root / "models" / "mt" / COMPLETE_MARKER
+    saved = unfinished.read_bytes()
+    unfinished.unlink()
+    try:
+        with pytest.raises(CheckpointError, match="training has not finished"):
+            evaluate(
+                tiny_params(shards, root, "train_mt.variants=[mt]"), progress=False, metrics_dir=root / "m2"
+            )
+    finally:
+        unfinished.write_bytes(saved)

@@ -1,0 +1,201 @@
+"""Synthesis: reproducible shards, counts and labels, provenance, and each bad input's error."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.data.manifest import read_manifest
+from pipeline.data.reader import ShardDataset
+from pipeline.errors import OutputExistsError, ParamsError
+from pipeline.synthesis import file_sha256, synthesize
+from pipeline.train.checkpoint import CheckpointError
+from pipeline.train.gan import train_gan
+from stages.cli import main as mgm_main
+from tests._gan import make_real_shards, tiny_params
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    make_real_shards(root)
+    train_gan(tiny_params(root, "gan.steps=1", "gan.fid_splits=[val]"), progress=False)
+    return root
+
+
+def _hashes(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_same_checkpoint_seed_and_params_give_identical_bytes(root):
+    params = tiny_params(root, "synthesize.count=10", "synthesize.batch_size=3")
+    first = synthesize(params, progress=False)
+    target = root / "synthetic" / "gan"
+    hashes = _hashes(target)
+    assert set(hashes) == {
+        "manifest.parquet",
+        "provenance.json",
+        "summary.json",
+        "synthetic-000000.tar",
+        "synthetic-000001.tar",
+    }
+    second = synthesize(params, progress=False)
+    assert _hashes(target) == hashes and first == second
+    assert first["checkpoint"]["sha256"] == file_sha256(root / "gan" / "best.pt")
+    assert first["checkpoint"]["step"] == 1 and first["count"] == 10 and first["seed"] == 0
+    assert sum(first["count_per_scene"].values()) == 10
+    other_seed = tiny_params(root, "synthesize.count=10", "synthesize.seed=1", "synthesize.name=seed1")
+    synthesize(other_seed, progress=False)
+    assert _hashes(root / "synthetic" / "seed1")["synthetic-000000.tar"] != hashes["synthetic-000000.tar"]
+
+
+def test_shards_hold_image_scene_and_meta_only(root):
+    params = tiny_params(root, "synthesize.count=7", "synthesize.name=read")
+    provenance = synthesize(params, progress=False)
+    items = list(ShardDataset(root / "synthetic" / "read", "synthetic"))
+    assert len(items) == 7
+    for item in items:
+        assert set(item) == {"rgb", "scene", "key", "meta"}
+        assert item["rgb"].shape == (3, 32, 32)
+        assert item["meta"]["source"] == "synthetic" and item["meta"]["split"] == "synthetic"
+        assert item["meta"]["scene_name"] == provenance["scene_names"][int(item["scene"])]
+    manifest = read_manifest(root / "synthetic" / "read")
+    assert manifest.num_rows == 7 and set(manifest.column("split").to_pylist()) == {"synthetic"}
+    counts = np.bincount([int(i["scene"]) for i in items], minlength=6)
+    assert counts.tolist() == list(provenance["count_per_scene"].values())
+
+
+def test_relative_count_real_and_balanced_labels(root):
+    real = json.loads((root / "real" / "summary.json").read_text())["splits"]["train"]["scenes"]
+    relative = synthesize(
+        tiny_params(root, "synthesize.count_relative=2", "synthesize.name=rel"), progress=False
+    )
+    assert relative["count"] == 24  # 2 x 12 real training images
+    assert relative["count_per_scene"] == {name: 2 * real.get(name, 0) for name in relative["scene_names"]}
+    balanced = synthesize(
+        tiny_params(root, "synthesize.count=12", "synthesize.labels=balanced", "synthesize.name=bal"),
+        progress=False,
+    )
+    assert set(balanced["count_per_scene"].values()) == {2}
+    only = synthesize(
+        tiny_params(
+            root,
+            "synthesize.count=5",
+            "synthesize.scenes=[office]",
+            "synthesize.labels=balanced",
+            "synthesize.name=office",
+        ),
+        progress=False,
+    )
+    assert only["count_per_scene"]["office"] == 5 and sum(only["count_per_scene"].values()) == 5
+
+
+def test_mismatched_checkpoint_is_a_clear_error(root):
+    for override, key in (("gan.g_width=8", "g_width"), ("gan.latent_dim=32", "latent_dim")):
+        with pytest.raises(CheckpointError, match=rf"does not match the params \(.*{key}: checkpoint"):
+            synthesize(
+                tiny_params(root, override, "synthesize.count=2", "synthesize.name=bad"), progress=False
+            )
+    with pytest.raises(CheckpointError, match="resolution: checkpoint 32 vs params 64"):
+        synthesize(
+            tiny_params(root, "data.resolution=64", "synthesize.count=2", "synthesize.name=bad"),
+            progress=False,
+        )
+    assert not (root / "synthetic" / "bad").exists()
+
+
+def test_bad_counts_and_scene_names(root, capsys):
+    with pytest.raises(ParamsError, match=r"synthesize\.count: Input should be greater than 0"):
+        tiny_params(root, "synthesize.count=0")
+    with pytest.raises(ParamsError, match=r"synthesize\.count_relative"):
+        tiny_params(root, "synthesize.count_relative=-1")
+    with pytest.raises(ParamsError, match=r"unknown scene label\(s\) \['garage'\]; known: bedroom, kitchen"):
+        synthesize(tiny_params(root, "synthesize.count=2", "synthesize.scenes=[garage]"), progress=False)
+    code = mgm_main(["synthesize", "--set", "synthesize.count=-3"])
+    assert code == 2 and "synthesize.count" in capsys.readouterr().err
+
+
+def test_a_different_version_needs_force_and_the_old_set_stays(root):
+    first = tiny_params(root, "synthesize.count=6", "synthesize.name=versioned")
+    synthesize(first, progress=False)
+    target = root / "synthetic" / "versioned"
+    before = _hashes(target)
+    other = tiny_params(root, "synthesize.count=6", "synthesize.seed=5", "synthesize.name=versioned")
+    with pytest.raises(OutputExistsError, match=r"versioned holds synthetic dataset version .* --force"):
+        synthesize(other, progress=False)
+    assert _hashes(target) == before
+    replaced = synthesize(other, force=True, progress=False)
+    assert json.loads((target / "provenance.json").read_text())["version"] == replaced["version"]
+    assert _hashes(target) != before
+    user_folder = root / "synthetic" / "mine"
+    user_folder.mkdir()
+    (user_folder / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match="was not written by this stage"):
+        synthesize(tiny_params(root, "synthesize.count=2", "synthesize.name=mine"), progress=False)
+    assert (user_folder / "notes.txt").read_text() == "mine"
+
+
+def test_stage_writes_metrics_with_per_scene_distances(root, tmp_path):
+    metrics = tmp_path / "synth.json"
+    overrides = [f"{k}={v}" for k, v in (("synthesize.count", 12), ("synthesize.name", "stage"))]
+    args = ["synthesize", "--params", str(root / "none.yaml"), "--metrics", str(metrics), "--quiet"]
+    # params come from a file written here, plus --set overrides
+    (root / "none.yaml").write_text("{}\n")
+    from tests._gan import TINY_GAN
+
+    sets = [
+        *TINY_GAN,
+        f"shard.out={root / 'real'}",
+        f"synthesize.checkpoint={root / 'gan' / 'best.pt'}",
+        f"synthesize.out={root / 'synthetic'}",
+        "synthesize.fid_split=test",
+        *overrides,
+    ]
+    assert mgm_main(args + [x for s in sets for x in ("--set", s)]) == 0
+    result = json.loads(metrics.read_text())
+    assert result["count"] == 12
+    comparison = result["vs_real_test"]
+    assert comparison["extractor"] == "tiny" and comparison["fd_tiny"] > 0 and "fid" not in comparison
+    assert comparison["images"] == [12, 8]
+
+
+@pytest.mark.slow
+def test_dvc_repro_trains_the_gan_and_synthesizes(tmp_path):
+    from tests._dvc_repo import dvc, make_project_repo
+
+    tiny = {
+        "gan.g_width": 4,
+        "gan.d_width": 4,
+        "gan.latent_dim": 16,
+        "gan.attention_resolution": 16,
+        "gan.batch_size": 4,
+        "gan.steps": 2,
+        "gan.fid_every": 1,
+        "gan.fid_images": 4,
+        "gan.fid_extractor": "tiny",
+        "gan.grid_columns": 1,
+        "gan.device": "cpu",
+        "synthesize.count": 6,
+        "synthesize.fid_extractor": "tiny",
+        "synthesize.device": "cpu",
+    }
+    repo = make_project_repo(tmp_path / "project", tiny)
+    first = dvc(repo, "repro", "synthesize")
+    assert "Running stage 'train_gan'" in first.stdout and "Running stage 'synthesize'" in first.stdout
+    target = repo / "data" / "shards" / "synthetic" / "gan"
+    hashes = _hashes(target)
+    assert "synthetic-000000.tar" in hashes
+    provenance = json.loads((target / "provenance.json").read_text())
+    assert provenance["count"] == 6 and provenance["checkpoint"]["step"] == 2
+    again = dvc(repo, "repro", "synthesize")
+    assert "Running stage" not in again.stdout
+    metrics = json.dumps(json.loads(dvc(repo, "metrics", "show", "--json").stdout))
+    assert "fd_tiny_test" in metrics and "vs_real_test" in metrics
+    history = (repo / "plots" / "train_gan" / "history.csv").read_text().splitlines()
+    assert len(history) == 3 and history[0].startswith("step,")
+    forced = dvc(repo, "repro", "--force", "synthesize", "--single-item")
+    assert "Running stage 'synthesize'" in forced.stdout
+    assert _hashes(target) == hashes

@@ -1,0 +1,142 @@
+"""GAN training: a few steps change G and teach D, EMA, outputs, exact resume, param checks."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pipeline.train.checkpoint import CheckpointError, load_checkpoint
+from pipeline.train.gan import (
+    RealBatches,
+    allocate_labels,
+    build_models,
+    ema_decay_at,
+    hinge_d_loss,
+    load_generator,
+    sagan_config,
+    train_gan,
+    train_step,
+)
+from tests._gan import make_real_shards, tiny_params
+
+
+@pytest.fixture(scope="module")
+def real_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gan")
+    make_real_shards(root)
+    return root
+
+
+def _d_loss(models, real, labels, z):
+    models.generator_ema.eval()
+    with torch.no_grad():
+        models.generator.eval()
+        fake = models.generator(z, labels)
+        models.discriminator.eval()
+        return hinge_d_loss(models.discriminator(real, labels), models.discriminator(fake, labels)).item()
+
+
+def test_a_few_steps_change_g_lower_d_loss_and_move_the_ema(real_root):
+    params = tiny_params(real_root, "gan.diffaugment=[]", "gan.instance_noise=0", "gan.d_steps=2")
+    torch.manual_seed(0)
+    models = build_models(sagan_config(params, 6), params.gan, torch.device("cpu"))
+    batches = RealBatches(real_root / "real", ["train"], 4, 0, 0)
+    real, labels = next(RealBatches(real_root / "real", ["train"], 4, 0, 0))
+    z = torch.randn(4, 16, generator=torch.Generator().manual_seed(1))
+    g_before = {k: v.clone() for k, v in models.generator.state_dict().items()}
+    ema_before = {k: v.clone() for k, v in models.generator_ema.state_dict().items()}
+    loss_before = _d_loss(models, real, labels, z)
+    for step in range(8):
+        stats = train_step(models, batches, params.gan, step, torch.device("cpu"))
+    assert set(stats) == {"d_loss", "d_real", "d_fake", "g_loss"}
+    loss_after = _d_loss(models, real, labels, z)
+    assert loss_after < loss_before - 0.05
+    g_after = models.generator.state_dict()
+    assert any(not torch.equal(g_before[k], g_after[k]) for k in g_before)
+    ema = models.generator_ema.state_dict()
+    params_names = [n for n, _ in models.generator.named_parameters()]
+    assert any(not torch.equal(ema[n], ema_before[n]) for n in params_names)
+    assert any(not torch.equal(ema[n], g_after[n]) for n in params_names)  # EMA lags the raw weights
+
+
+def test_ema_decay_warms_up_and_labels_follow_weights():
+    assert ema_decay_at(0, 0.999) == pytest.approx(0.1)
+    assert ema_decay_at(90, 0.999) == pytest.approx(0.91)
+    assert ema_decay_at(10**6, 0.999) == 0.999
+    labels = allocate_labels([3, 1, 0, 2], 12, seed=0)
+    assert np.bincount(labels, minlength=4).tolist() == [6, 2, 0, 4]
+    assert np.array_equal(labels, allocate_labels([3, 1, 0, 2], 12, seed=0))
+    assert not np.array_equal(labels, allocate_labels([3, 1, 0, 2], 12, seed=1))
+
+
+def _run(root, name, steps, *extra):
+    params = tiny_params(
+        root,
+        f"gan.out={root / name}",
+        f"gan.plots={root / name / 'plots'}",
+        f"gan.steps={steps}",
+        "gan.checkpoint_every=2",
+        "gan.fid_every=2",
+        "gan.sample_every=2",
+        "gan.fid_splits=[val, test]",
+        *extra,
+    )
+    return train_gan(params, progress=False)
+
+
+def _rows(path):
+    with open(path) as stream:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(stream)]
+
+
+def test_train_gan_outputs_and_exact_resume(real_root):
+    straight = _run(real_root, "straight", 4)
+    assert straight["steps"] == 4 and straight["extractor"] == "tiny"
+    assert straight["floor"]["pair"] == "val-test" and "fd_tiny" in straight["floor"]
+    out = real_root / "straight"
+    assert {p.name for p in out.glob("*.pt")} == {"best.pt", "last.pt"}
+    grids = sorted(p.name for p in (out / "samples").glob("*.png"))
+    assert grids == ["step-000002.png", "step-000004.png"]
+    with Image.open(out / "samples" / grids[-1]) as grid:
+        assert grid.size[1] == 6 * (64 + 2)  # one row per scene type
+    header = (out / "plots" / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"fd_tiny_val", "kd_tiny_val", "fd_tiny_test", "d_loss", "g_loss"} <= set(header)
+    assert not any(name.startswith("fid") for name in header)
+
+    _run(real_root, "resumed", 2)
+    resumed = _run(real_root, "resumed", 4)
+    assert resumed["steps"] == 4
+    a = load_checkpoint(out / "last.pt")
+    b = load_checkpoint(real_root / "resumed" / "last.pt")
+    for part in ("generator", "discriminator", "generator_ema"):
+        assert a[part].keys() == b[part].keys()
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+    assert _rows(out / "plots" / "history.csv") == _rows(real_root / "resumed" / "plots" / "history.csv")
+
+
+def test_other_params_start_afresh_with_a_notice(real_root, capsys):
+    _run(real_root, "changed", 2)
+    again = _run(real_root, "changed", 2, "gan.g_width=8", "gan.d_lr=0.001")
+    err = capsys.readouterr().err
+    assert "starting afresh" in err and "g_width: checkpoint 4 vs params 8" in err
+    assert "d_lr: checkpoint 0.0004 vs params 0.001" in err
+    assert again["steps"] == 2
+    assert load_checkpoint(real_root / "changed" / "last.pt")["config"]["sagan"]["g_width"] == 8
+
+
+def test_generator_checkpoint_must_match_the_architecture(real_root):
+    _run(real_root, "arch", 1)
+    config = sagan_config(tiny_params(real_root), 6)
+    generator, state = load_generator(real_root / "arch" / "best.pt", config)
+    assert state["step"] == 1 and not generator.training
+    wider = sagan_config(tiny_params(real_root, "gan.d_width=8", "gan.attention_resolution=0"), 6)
+    with pytest.raises(CheckpointError, match=r"attention_resolution: checkpoint 16 vs params 0; d_width"):
+        load_generator(real_root / "arch" / "best.pt", wider)
+    with pytest.raises(CheckpointError, match="num_classes: checkpoint 6 vs params 5"):
+        load_generator(real_root / "arch" / "best.pt", sagan_config(tiny_params(real_root), 5))
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_generator(real_root / "arch" / "absent.pt", config)

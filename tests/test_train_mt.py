@@ -1,0 +1,133 @@
+"""train_mt on tiny real shards: losses fall, exact resume, ST/MT layout, DDP under torchrun, bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+
+from pipeline.config import params_to_dict
+from pipeline.data.reader import ShardDataset
+from pipeline.errors import ShardError
+from pipeline.train.checkpoint import load_checkpoint
+from pipeline.train.multitask import COMPLETE_MARKER, TrainingError, train_mt
+from tests._dvc_repo import REPO_ROOT
+from tests._tiny_mt import tiny_params, tiny_shards
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    # 11 train images at 4 per shard: shards of 4, 3 and 4 samples, so 2 ranks get 2 and 1 shards
+    return tiny_shards(tmp_path_factory.mktemp("mt") / "real", train=11, per_shard=4)
+
+
+def test_training_lowers_every_task_loss_and_writes_its_outputs(shards, tmp_path):
+    params = tiny_params(shards, tmp_path, "train_mt.epochs=5", "train_mt.schedule=none")
+    summary = train_mt(params, "mt", progress=False)["mt"]
+    folder = tmp_path / "models" / "mt"
+    assert sorted(p.name for p in folder.iterdir()) == ["best.pt", "last.pt", COMPLETE_MARKER]
+    history = load_checkpoint(folder / "last.pt")["history"]
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4, 5]
+    for task in ("seg", "depth", "normal"):
+        assert history[-1][f"train_{task}_loss"] < 0.9 * history[0][f"train_{task}_loss"], task
+    scores = [row["val_score"] for row in history]
+    best = load_checkpoint(folder / "best.pt")
+    assert best["epoch"] == summary["best_epoch"] == 1 + scores.index(min(scores))
+    assert best["tasks"] == ["seg", "depth", "normal"]
+    csv_lines = (tmp_path / "plots" / "mt" / "mt.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("epoch,step,lr,train_seg_loss") and len(csv_lines) == 6
+    assert summary["epochs_done"] == 5 and summary["steps"] == 5 * 2  # 11 samples, batch 4, drop last
+    before = (folder / "last.pt").read_bytes()
+    again = train_mt(params, "mt", progress=False)["mt"]  # finished, same params/data/code: no retraining
+    assert again == summary and (folder / "last.pt").read_bytes() == before
+
+
+def _state(folder):
+    checkpoint = load_checkpoint(folder / "last.pt")
+    return checkpoint["model"], checkpoint["optimizer"]["state"], checkpoint["history"]
+
+
+def test_resume_after_interruption_reaches_the_same_weights(shards, tmp_path):
+    overrides = ("train_mt.epochs=3", "train_mt.seed=5", "train_mt.weighting=uncertainty")
+    whole = tiny_params(shards, tmp_path / "whole", *overrides)
+    train_mt(whole, "mt", progress=False)
+    parts = tiny_params(shards, tmp_path / "parts", *overrides)
+    partial = train_mt(parts, "mt", progress=False, max_epochs=1)["mt"]
+    folder = tmp_path / "parts" / "models" / "mt"
+    assert partial["epochs_done"] == 1 and not (folder / COMPLETE_MARKER).exists()
+    torch.manual_seed(123)  # a resumed process starts from a different RNG state: it must not matter
+    train_mt(parts, "mt", progress=False)
+    assert (folder / COMPLETE_MARKER).is_file()
+    model_a, optim_a, history_a = _state(tmp_path / "whole" / "models" / "mt")
+    model_b, optim_b, history_b = _state(folder)
+    assert model_a.keys() == model_b.keys()
+    for name in model_a:
+        assert torch.equal(model_a[name], model_b[name]), name
+    for index in optim_a:
+        for key in optim_a[index]:
+            assert torch.equal(optim_a[index][key], optim_b[index][key])
+    assert history_a == history_b
+
+
+def test_changed_params_restart_instead_of_resuming(shards, tmp_path, capsys):
+    train_mt(tiny_params(shards, tmp_path, "train_mt.epochs=2"), "mt", progress=False, max_epochs=1)
+    train_mt(tiny_params(shards, tmp_path, "train_mt.epochs=2", "train_mt.lr=0.01"), "mt", progress=False)
+    assert "written with other params, data or code; training this model afresh" in capsys.readouterr().out
+    history = load_checkpoint(tmp_path / "models" / "mt" / "last.pt")["history"]
+    assert [row["epoch"] for row in history] == [1, 2]
+
+
+def test_st_trains_one_model_per_task(shards, tmp_path):
+    params = tiny_params(shards, tmp_path, "model.tasks=[seg, normal]", "train_mt.epochs=1")
+    summaries = train_mt(params, "st", progress=False)
+    assert sorted(summaries) == ["normal", "seg"]
+    for task in ("seg", "normal"):
+        checkpoint = load_checkpoint(tmp_path / "models" / "st" / task / "best.pt")
+        assert checkpoint["tasks"] == [task]
+        assert not any(name.startswith("decoders.depth") for name in checkpoint["model"])
+        assert (tmp_path / "plots" / "st" / f"{task}.csv").is_file()
+
+
+def test_non_finite_loss_stops_naming_the_step_and_task(shards, tmp_path):
+    params = tiny_params(shards, tmp_path, "train_mt.lr=1e30", "train_mt.epochs=3", "train_mt.schedule=none")
+    with pytest.raises(
+        TrainingError, match=r"loss of task '(seg|depth|normal)' is (nan|inf|-inf) at step \d+"
+    ):
+        train_mt(params, "mt", progress=False)
+    assert not (tmp_path / "models" / "mt" / COMPLETE_MARKER).exists()
+
+
+def test_missing_shards_are_a_clear_error(tmp_path):
+    params = tiny_params(tmp_path / "nowhere", tmp_path)
+    with pytest.raises(ShardError, match="nowhere"):
+        train_mt(params, "mt", progress=False)
+
+
+def test_torchrun_two_processes_partition_the_data(shards, tmp_path):
+    params = tiny_params(shards, tmp_path, "train_mt.epochs=1", "train_mt.batch_size=2")
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params_to_dict(params)))
+    keys_dir = tmp_path / "keys"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        "-m", "stages.train_mt", "--params", str(params_file), "--variant", "mt", "--quiet",
+        "--keys-log", str(keys_dir), "--metrics", str(tmp_path / "metrics.json"),
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    seen = {rank: (keys_dir / f"mt-mt-epoch1-rank{rank}.txt").read_text().split() for rank in range(2)}
+    assert not set(seen[0]) & set(seen[1])
+    for rank in range(2):  # each rank trains on its single-process partition (last odd sample dropped)
+        expected = ShardDataset(shards, "train", shuffle=True, seed=0, rank=rank, world_size=2)
+        expected.set_epoch(0)
+        keys = [item["key"] for item in expected]
+        assert seen[rank] == keys[: len(keys) - len(keys) % 2]
+    assert abs(len(seen[0]) - len(seen[1])) >= 2  # uneven numbers of batches: Join keeps ranks in step
+    checkpoint = load_checkpoint(tmp_path / "models" / "mt" / "last.pt")
+    assert checkpoint["epoch"] == 1 and (tmp_path / "models" / "mt" / COMPLETE_MARKER).is_file()
+    assert (tmp_path / "metrics.json").is_file()
