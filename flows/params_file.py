@@ -12,9 +12,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from pipeline.config import DEFAULT_PARAMS_FILE, FlowParams, Params, apply_override, validate_params
+from pipeline.config import (
+    DEFAULT_PARAMS_FILE,
+    FlowParams,
+    Params,
+    apply_override,
+    read_params_file,
+    validate_params,
+)
 from pipeline.errors import ParamsError
 
 RATIO_PARAM = "mix.synthetic_ratio"
@@ -30,13 +35,7 @@ def read_raw_params(repo: str | Path) -> dict[str, Any]:
     path = params_path(repo)
     if not path.is_file():
         raise ParamsError(f"{path} does not exist (is {Path(repo)} the root of the DVC project?)")
-    try:
-        loaded = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML: {err}") from err
-    if loaded is not None and not isinstance(loaded, dict):
-        raise ParamsError(f"{path}: top level must be a mapping of sections")
-    return loaded or {}
+    return read_params_file(path)
 
 
 def with_overrides(raw: Mapping[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

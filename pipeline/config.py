@@ -278,20 +278,25 @@ def load_params(path: str | Path | None = DEFAULT_PARAMS_FILE, overrides: Iterab
     raw: dict[str, Any] = {}
     where = "defaults"
     if path is not None:
-        path = Path(path)
         where = str(path)
-        if not path.is_file():
-            raise ParamsError(f"params file {path} does not exist")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            raise ParamsError(f"{path}: not valid YAML: {err}") from err
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ParamsError(f"{path}: top level must be a mapping of sections")
-        raw = loaded or {}
+        raw = read_params_file(path)
     for override in overrides:
         apply_override(raw, override)
     return validate_params(raw, where=where)
+
+
+def read_params_file(path: str | Path) -> dict[str, Any]:
+    """A params YAML file as a plain nested dict (unvalidated); errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file {path} does not exist")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from err
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ParamsError(f"{path}: top level must be a mapping of sections")
+    return loaded or {}
 
 
 def validate_params(raw: Mapping[str, Any], where: str = "params") -> Params:
