@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from pipeline.config import Params, load_params
+
 
 def machine() -> dict[str, Any]:
     """What the benchmark ran on."""
@@ -30,6 +32,12 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
     }
+
+
+def rooms_shard_params(out: str | Path, resolution: int, train: int, *extra: str) -> Params:
+    """Params that shard ``train`` rooms images (plus one val and one test image) into ``out``."""
+    settings = [f"shard.out={out}", f"data.resolution={resolution}", f"data.rooms.train={train}"]
+    return load_params(None, [*settings, "data.rooms.val=1", "data.rooms.test=1", *extra])
 
 
 def timed(function: Callable[[], Any]) -> tuple[float, Any]:

@@ -20,8 +20,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from bench._common import report, timed
-from pipeline.config import load_params
+from bench._common import report, rooms_shard_params, timed
 from pipeline.data.reader import ShardDataset, collate
 from pipeline.data.sharding import shard_dataset
 
@@ -71,17 +70,7 @@ def main() -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "real"
-        params = load_params(
-            None,
-            [
-                f"shard.out={folder}",
-                f"data.resolution={args.resolution}",
-                f"data.rooms.train={args.count}",
-                "data.rooms.val=1",
-                "data.rooms.test=1",
-                "shard.samples_per_shard=128",
-            ],
-        )
+        params = rooms_shard_params(folder, args.resolution, args.count, "shard.samples_per_shard=128")
         shard_dataset(params, progress=False)
         records = read_records(folder)
         plain_decode(records[:20])

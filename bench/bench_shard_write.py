@@ -13,8 +13,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench._common import report, timed
-from pipeline.config import load_params
+from bench._common import report, rooms_shard_params, timed
 from pipeline.data.rooms import RoomsSource
 from pipeline.data.sharding import shard_dataset
 
@@ -31,17 +30,7 @@ def main() -> None:
     generate_s, _ = timed(lambda: [source.load(i) for i in ids])
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "real"
-        params = load_params(
-            None,
-            [
-                f"shard.out={out}",
-                f"data.resolution={args.resolution}",
-                f"data.rooms.train={args.count}",
-                "data.rooms.val=1",
-                "data.rooms.test=1",
-                "shard.workers=0",
-            ],
-        )
+        params = rooms_shard_params(out, args.resolution, args.count, "shard.workers=0")
         shard_s, _ = timed(lambda: shard_dataset(params, source=source, progress=False))
         megabytes = sum(p.stat().st_size for p in out.glob("*.tar")) / 1e6
     total = args.count + 2
