@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
 
 from tests._dvc_repo import dvc, make_project_repo, set_params
-
-
-def _hashes(folder):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+from tests._files import file_hashes
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +30,7 @@ def test_repro_is_reproducible_and_tracks_params(repo):
         "val-000000.tar",
         "val-000001.tar",
     ]
-    hashes = _hashes(shards)
+    hashes = file_hashes(shards)
 
     again = dvc(repo, "repro", "shard")
     assert "Running stage" not in again.stdout
@@ -42,7 +38,7 @@ def test_repro_is_reproducible_and_tracks_params(repo):
 
     forced = dvc(repo, "repro", "--force", "shard")
     assert "Running stage 'shard'" in forced.stdout
-    assert _hashes(shards) == hashes
+    assert file_hashes(shards) == hashes
 
     metrics = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
     shown = json.dumps(metrics)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -11,17 +10,10 @@ import yaml
 
 from flows.dvc_stages import discover_stages
 from tests._dvc_repo import dvc, run, set_params
+from tests._files import file_hashes
 from tests._flow_projects import PROBE, RATIO_PARAM, probe_stage, tiny_pipeline_repo
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:dvc.*")]
-
-
-def _hashes(folder: Path) -> dict[str, str]:
-    return {
-        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
 
 
 def _commit(repo: Path, message: str) -> str:
@@ -47,7 +39,7 @@ def test_a_dataset_version_round_trips_through_a_dvc_remote(tmp_path):
     run(["git", "tag", "-a", f"{artifact}@v0.1.0", "-m", f"{artifact} v0.1.0"], origin)  # a named version
     pushed = dvc(origin, "push")
     assert "pushed" in pushed.stdout.lower()
-    hashes = _hashes(origin / dataset)
+    hashes = file_hashes(origin / dataset)
     assert any(name.endswith(".tar") for name in hashes) and "manifest.parquet" in hashes
 
     # a ratio experiment: on the real param once the MGM stages define it, else on a test-only stage
@@ -63,20 +55,20 @@ def test_a_dataset_version_round_trips_through_a_dvc_remote(tmp_path):
         exp_target = ["ratio_probe"]
     dvc(origin, "exp", "run", "-S", f"{RATIO_PARAM}=0.5", "-n", "ratio-half", *exp_target)
     dvc(origin, "push")
-    assert _hashes(origin / dataset) == hashes  # the ratio changes training, not the dataset
+    assert file_hashes(origin / dataset) == hashes  # the ratio changes training, not the dataset
 
     # a fresh clone: git clone + dvc pull gives byte-identical shards
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(origin), str(clone)], tmp_path)
     assert not (clone / dataset).exists()
     dvc(clone, "pull", dataset)
-    assert _hashes(clone / dataset) == hashes
+    assert file_hashes(clone / dataset) == hashes
 
     # without a clone: dvc get of the version and dvc artifacts get by name
     dvc(tmp_path, "get", str(origin), dataset, "--rev", version, "-o", str(tmp_path / "got"))
-    assert _hashes(tmp_path / "got") == hashes
+    assert file_hashes(tmp_path / "got") == hashes
     dvc(tmp_path, "artifacts", "get", str(origin), artifact, "--rev", "v0.1.0", "-o", str(tmp_path / "art"))
-    assert _hashes(tmp_path / "art") == hashes
+    assert file_hashes(tmp_path / "art") == hashes
 
     # the experiment travels too, and compares against the baseline
     dvc(clone, "exp", "pull", "origin", "ratio-half")

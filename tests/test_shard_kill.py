@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests._files import file_hashes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,14 +22,10 @@ def _command(out: Path, train: int) -> list[str]:
     return command
 
 
-def _digest(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
-
-
 def test_sigkill_mid_run_keeps_previous_output(tmp_path):
     out = tmp_path / "real"
     subprocess.run(_command(out, 4), cwd=REPO_ROOT, check=True, capture_output=True, timeout=300)
-    before = _digest(out)
+    before = file_hashes(out)
 
     process = subprocess.Popen(_command(out, 2000), cwd=REPO_ROOT, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -43,10 +40,10 @@ def test_sigkill_mid_run_keeps_previous_output(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
 
-    assert _digest(out) == before
+    assert file_hashes(out) == before
     leftovers = list(tmp_path.glob(".real.tmp-*"))
     assert leftovers and not (leftovers[0] / "summary.json").exists()
 
     subprocess.run(_command(out, 4), cwd=REPO_ROOT, check=True, capture_output=True, timeout=300)
-    assert _digest(out) == before
+    assert file_hashes(out) == before
     assert not list(tmp_path.glob(".real.*"))

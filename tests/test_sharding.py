@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tarfile
 
@@ -14,6 +13,7 @@ from pipeline.data.codec import decode_fields
 from pipeline.data.manifest import read_manifest
 from pipeline.data.sharding import shard_bounds, shard_dataset, split_labelled
 from pipeline.errors import OutputExistsError, SampleError
+from tests._files import file_hashes
 from tests._sources import GradientSource
 
 
@@ -23,17 +23,13 @@ def _params(out, **sets):
     return load_params(None, overrides)
 
 
-def _hashes(folder):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
-
-
 def test_same_params_give_identical_bytes(tmp_path):
     first = tmp_path / "a"
     second = tmp_path / "b"
     shard_dataset(_params(first), source=GradientSource(), progress=False)
     shard_dataset(_params(second, **{"shard.workers": 2}), source=GradientSource(), progress=False)
-    assert _hashes(first) == _hashes(second)
-    assert "manifest.parquet" in _hashes(first)
+    assert file_hashes(first) == file_hashes(second)
+    assert "manifest.parquet" in file_hashes(first)
 
 
 def test_label_fraction_splits_train_into_train_and_weak(tmp_path):
@@ -111,10 +107,10 @@ def test_summary_counts_scenes_and_pixel_frequencies(tmp_path):
 def test_bad_sample_names_key_and_keeps_earlier_output(tmp_path):
     out = tmp_path / "real"
     shard_dataset(_params(out), source=GradientSource(), progress=False)
-    before = _hashes(out)
+    before = file_hashes(out)
     with pytest.raises(SampleError, match=r"sample 'grad-01002': seg holds label 77"):
         shard_dataset(_params(out), source=GradientSource(bad="1002"), progress=False)
-    assert _hashes(out) == before
+    assert file_hashes(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["real"]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
@@ -15,6 +14,7 @@ from pipeline.synthesis import file_sha256, synthesize
 from pipeline.train.checkpoint import CheckpointError
 from pipeline.train.gan import train_gan
 from stages.cli import main as mgm_main
+from tests._files import file_hashes
 from tests._gan import make_real_shards, tiny_params
 
 
@@ -26,15 +26,11 @@ def root(tmp_path_factory):
     return root
 
 
-def _hashes(folder):
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
-
-
 def test_same_checkpoint_seed_and_params_give_identical_bytes(root):
     params = tiny_params(root, "synthesize.count=10", "synthesize.batch_size=3")
     first = synthesize(params, progress=False)
     target = root / "synthetic" / "gan"
-    hashes = _hashes(target)
+    hashes = file_hashes(target)
     assert set(hashes) == {
         "manifest.parquet",
         "provenance.json",
@@ -43,13 +39,13 @@ def test_same_checkpoint_seed_and_params_give_identical_bytes(root):
         "synthetic-000001.tar",
     }
     second = synthesize(params, progress=False)
-    assert _hashes(target) == hashes and first == second
+    assert file_hashes(target) == hashes and first == second
     assert first["checkpoint"]["sha256"] == file_sha256(root / "gan" / "best.pt")
     assert first["checkpoint"]["step"] == 1 and first["count"] == 10 and first["seed"] == 0
     assert sum(first["count_per_scene"].values()) == 10
     other_seed = tiny_params(root, "synthesize.count=10", "synthesize.seed=1", "synthesize.name=seed1")
     synthesize(other_seed, progress=False)
-    assert _hashes(root / "synthetic" / "seed1")["synthetic-000000.tar"] != hashes["synthetic-000000.tar"]
+    assert file_hashes(root / "synthetic" / "seed1")["synthetic-000000.tar"] != hashes["synthetic-000000.tar"]
 
 
 def test_shards_hold_image_scene_and_meta_only(root):
@@ -122,14 +118,14 @@ def test_a_different_version_needs_force_and_the_old_set_stays(root):
     first = tiny_params(root, "synthesize.count=6", "synthesize.name=versioned")
     synthesize(first, progress=False)
     target = root / "synthetic" / "versioned"
-    before = _hashes(target)
+    before = file_hashes(target)
     other = tiny_params(root, "synthesize.count=6", "synthesize.seed=5", "synthesize.name=versioned")
     with pytest.raises(OutputExistsError, match=r"versioned holds synthetic dataset version .* --force"):
         synthesize(other, progress=False)
-    assert _hashes(target) == before
+    assert file_hashes(target) == before
     replaced = synthesize(other, force=True, progress=False)
     assert json.loads((target / "provenance.json").read_text())["version"] == replaced["version"]
-    assert _hashes(target) != before
+    assert file_hashes(target) != before
     user_folder = root / "synthetic" / "mine"
     user_folder.mkdir()
     (user_folder / "notes.txt").write_text("mine")
@@ -186,7 +182,7 @@ def test_dvc_repro_trains_the_gan_and_synthesizes(tmp_path):
     first = dvc(repo, "repro", "synthesize")
     assert "Running stage 'train_gan'" in first.stdout and "Running stage 'synthesize'" in first.stdout
     target = repo / "data" / "shards" / "synthetic" / "gan"
-    hashes = _hashes(target)
+    hashes = file_hashes(target)
     assert "synthetic-000000.tar" in hashes
     provenance = json.loads((target / "provenance.json").read_text())
     assert provenance["count"] == 6 and provenance["checkpoint"]["step"] == 2
@@ -198,4 +194,4 @@ def test_dvc_repro_trains_the_gan_and_synthesizes(tmp_path):
     assert len(history) == 3 and history[0].startswith("step,")
     forced = dvc(repo, "repro", "--force", "synthesize", "--single-item")
     assert "Running stage 'synthesize'" in forced.stdout
-    assert _hashes(target) == hashes
+    assert file_hashes(target) == hashes
