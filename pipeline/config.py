@@ -113,7 +113,7 @@ class ModelParams(_Section):
 class TrainMTParams(_Section):
     """The ``train_mt`` stage: single-task (``st``) and multi-task (``mt``) training on real shards."""
 
-    variants: list[Literal["st", "mt"]] = Field(["st", "mt"], min_length=1)
+    variants: list[Literal["st", "mt", "mgm"]] = Field(["st", "mt", "mgm"], min_length=1)
     epochs: int = Field(15, ge=1)
     batch_size: int = Field(16, ge=1)
     lr: float = Field(1e-3, gt=0)
@@ -142,6 +142,9 @@ class EvaluateParams(_Section):
     grid_samples: int = Field(4, ge=1, description="fixed test samples shown in each grid")
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     out: str = Field("reports", description="grids and evaluation.md")
+    checkpoints: dict[str, str] = Field(
+        {"mgm-joint": "models/mgm/best.pt"}, description="more multi-task models to evaluate: name -> checkpoint (e.g. train_mgm's best.pt)"
+    )
 
 
 class GanParams(_Section):
@@ -156,18 +159,18 @@ class GanParams(_Section):
     attention_resolution: int = Field(32, ge=0, description="feature side with self-attention (0 = none)")
     g_lr: float = Field(1e-4, gt=0, description="TTUR: generator learning rate")
     d_lr: float = Field(4e-4, gt=0, description="TTUR: discriminator learning rate")
-    betas: tuple[float, float] = Field((0.0, 0.999), description="Adam betas (authors' code: 0.9, 0.999)")
-    d_steps: int = Field(2, ge=1, description="D updates per G update")
+    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas (authors' code: 0.9, 0.999)")
+    d_steps: int = Field(1, ge=1, description="D updates per G update")
     instance_noise: float = Field(0.01, ge=0, description="std of Gaussian noise on every D input")
     diffaugment: list[Literal["color", "translation", "cutout"]] = Field(
-        ["color", "translation", "cutout"], description="DiffAugment policy on real and fake D inputs"
+        [], description="DiffAugment policy on real and fake D inputs (e.g. [color, translation, cutout])"
     )
     ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of G (warm-up: min(decay, (1+t)/(10+t)))")
-    steps: int = Field(600, ge=1, description="G updates in total")
+    steps: int = Field(1000, ge=1, description="G updates in total")
     batch_size: int = Field(16, ge=2)
     include_weak: bool = Field(False, description="also train on the weak split's images")
     sample_every: int = Field(100, ge=1, description="sample grid PNG every N steps")
-    fid_every: int = Field(50, ge=1, description="FID/KID every N steps (and at the last step)")
+    fid_every: int = Field(100, ge=1, description="FID/KID every N steps (and at the last step)")
     checkpoint_every: int = Field(100, ge=1, description="write last.pt every N steps")
     fid_images: int = Field(100, ge=2, description="generated images per FID/KID evaluation")
     fid_splits: list[Literal["train", "val", "test"]] = Field(["val", "test"], min_length=1)
@@ -213,6 +216,70 @@ class SynthesizeParams(_Section):
     force: bool = Field(False, description="replace a different dataset version (also --force)")
 
 
+class MgmParams(_Section):
+    """The ``train_mgm`` stage: the joint MGM loop (M, refinement net R, SSL head, guided G, D)."""
+
+    gan_checkpoint: str = Field("models/gan/best.pt", description="train_gan checkpoint G and D start from")
+    generator_init: Literal["ema", "raw"] = Field("ema", description="G starts from the EMA or raw weights")
+    weak: Literal["synthetic", "real", "none"] = Field(
+        "synthetic", description="images of steps 5-6: synthetic (G), real (the weak split), none (no G)"
+    )
+    joint: bool = Field(True, description="train G with M (false: the pre-trained SAGAN, frozen; no step 4)")
+    refinement: bool = Field(True, description="train R, use its scene loss (false: no steps 2 and 5)")
+    ssl: Literal["simclr", "recon", "none"] = Field("simclr", description="self-supervision of steps 3 and 6")
+    guide: Literal["add", "concat"] = Field("add", description="G latent: z + proj(E(x)) or [z, proj(E(x))]")
+    temperature: float = Field(0.5, gt=0, description="NT-Xent temperature")
+    simclr_dim: int = Field(64, ge=1, description="SimCLR projection size")
+    epochs: int = Field(15, ge=1, description="passes over the labelled train split")
+    batch_size: int = Field(16, ge=2, description="labelled images per joint iteration")
+    lr: float = Field(1e-3, gt=0, description="M (encoder, decoders), SSL head and guide projection")
+    r_lr: float = Field(5e-3, gt=0, description="refinement network R")
+    weight_decay: float = Field(1e-4, ge=0, description="Adam weight decay of M, head, R and projection")
+    schedule: Literal["none", "cosine"] = Field("cosine", description="per-epoch lr schedule of M, head, R")
+    g_lr: float | None = Field(None, gt=0, description="G learning rate (null = gan.g_lr)")
+    d_lr: float | None = Field(None, gt=0, description="D learning rate (null = gan.d_lr)")
+    d_steps: int = Field(1, ge=1, description="D updates per joint iteration")
+    scene_weight: float = Field(1.0, ge=0, description="weight of the scene losses (steps 2 and 5)")
+    ssl_weight: float = Field(1.0, ge=0, description="weight of the SSL losses (steps 3 and 6)")
+    synthetic_per_labelled: float = Field(
+        1.0, gt=0, description="weak images in steps 5-6 per labelled image of the batch"
+    )
+    refinement_width: int = Field(32, ge=1, description="R: channels of each per-task conv encoder")
+    refinement_hidden: int = Field(256, ge=1, description="R: hidden units of its FC layers")
+    sample_every: int = Field(100, ge=1, description="sample grid PNG of G every N iterations")
+    grid_columns: int = Field(8, ge=1, description="grid columns (one guide image and latent each)")
+    workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    threads: int = Field(0, ge=0, description="torch CPU threads (0 = torch's default)")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    seed: int = Field(0, ge=0)
+    resume: bool = Field(True, description="continue from <out>/last.pt (same params, data and code)")
+    out: str = Field("models/mgm", description="last.pt, best.pt, generator.pt, samples/")
+    plots: str = Field("plots/train_mgm", description="history.csv: per-epoch losses and val metrics")
+
+
+class MixParams(_Section):
+    """``train_mt`` variant ``mgm``: labelled real shards mixed with weakly labelled (scene-only) shards."""
+
+    synthetic_ratio: float = Field(
+        1.0, ge=0, allow_inf_nan=False, description="weak samples per labelled sample (0 = real only)"
+    )
+    weak: Literal["synthetic", "real"] = Field(
+        "synthetic", description="synthetic: the set in `synthetic`; real: the weak split of shard.out"
+    )
+    synthetic: str = Field("data/shards/synthetic/mgm", description="folder of the synthetic shard set")
+    pool_relative: float = Field(
+        1.25, gt=0, description="synthesize_mgm: images x the real train images (>= the largest ratio)"
+    )
+    refinement: str = Field(
+        "models/mgm/best.pt", description="train_mgm checkpoint whose frozen R gives the weak scene loss"
+    )
+    scene_weight: float = Field(1.0, ge=0, description="weight of the scene loss through R on weak samples")
+    ssl: Literal["simclr", "recon", "none"] = Field("simclr", description="self-supervision on weak samples")
+    ssl_weight: float = Field(1.0, ge=0, description="weight of the SSL loss on weak samples")
+    ssl_dim: int = Field(64, ge=1, description="simclr: projection size of the head")
+    temperature: float = Field(0.5, gt=0, description="simclr: NT-Xent temperature")
+
+
 class FlowParams(_Section):
     """The Prefect flows (``mgm flow run``, ``mgm flow sweep``): retries, logs, artifacts, ratio sweeps."""
 
@@ -254,6 +321,8 @@ class Params(_Section):
     evaluate: EvaluateParams = EvaluateParams()
     gan: GanParams = GanParams()
     synthesize: SynthesizeParams = SynthesizeParams()
+    mgm: MgmParams = MgmParams()
+    mix: MixParams = MixParams()
     flow: FlowParams = FlowParams()
 
     @model_validator(mode="after")

@@ -25,6 +25,7 @@ from pipeline.atomic import write_bytes_atomic
 from pipeline.config import Params
 from pipeline.data.reader import ShardDataset, collate, read_summary
 from pipeline.data.schema import IGNORE_LABEL
+from pipeline.errors import ParamsError
 from pipeline.metrics.dense import LossMeter, delta_m
 from pipeline.models.multitask import TASKS
 from pipeline.train.checkpoint import CheckpointError, load_checkpoint, load_state_strict
@@ -171,9 +172,18 @@ def variant_predictor(params: Params, variant: str, num_classes: int) -> nn.Modu
                 f"--variant {variant}` or `dvc repro`"
             )
         models[run.name] = load_trained(run.folder / "best.pt", run.tasks, build, num_classes)
-    if variant == "mt":
-        return models["mt"]
-    return Ensemble(models)
+    if variant == "st":
+        return Ensemble(models)
+    return models[variant]
+
+
+def checkpoint_predictor(params: Params, name: str, path: str | Path, num_classes: int) -> nn.Module:
+    """A multi-task model from any checkpoint in ``train_mt``'s format (``evaluate.checkpoints``)."""
+    from pipeline.train.multitask import build_model
+
+    if not Path(path).is_file():
+        raise CheckpointError(f"evaluate.checkpoints.{name}: {path} does not exist; train it first")
+    return load_trained(path, params.model.tasks, lambda t, c: build_model(params, t, c), num_classes)
 
 
 def fixed_samples(folder: str | Path, split: str, count: int) -> dict[str, Any]:
@@ -307,7 +317,7 @@ def _fmt(value: Any) -> str:
 
 
 def evaluate(params: Params, *, progress: bool = True, metrics_dir: str | Path = "metrics") -> dict[str, Any]:
-    """Evaluate the trivial reference and every variant of ``train_mt.variants`` on the test split.
+    """Evaluate the trivial reference, every ``train_mt.variants`` and ``evaluate.checkpoints`` on test.
 
     Writes ``<metrics_dir>/<variant>.json`` (and ``trivial.json``), ``<evaluate.out>/grid_<variant>.png``
     and ``<evaluate.out>/evaluation.md``; returns all results.
@@ -324,6 +334,10 @@ def evaluate(params: Params, *, progress: bool = True, metrics_dir: str | Path =
     predictors: dict[str, nn.Module] = {"trivial": TrivialPredictor.from_split(shards, "train", num_classes)}
     for variant in params.train_mt.variants:
         predictors[variant] = variant_predictor(params, variant, num_classes)
+    for name, path in params.evaluate.checkpoints.items():
+        if name in predictors:
+            raise ParamsError(f"evaluate.checkpoints: {name!r} clashes with a train_mt variant or 'trivial'")
+        predictors[name] = checkpoint_predictor(params, name, path, num_classes)
     results = {}
     for name, predictor in predictors.items():
         predictor = predictor.to(device).eval()

@@ -7,6 +7,10 @@ Output folder ``synthesize.out/<name>/``::
     summary.json               scene names, counts (same shape as the real set's summary)
     provenance.json            checkpoint sha256 and step, seed, params, count per scene, version
 
+A guided MGM checkpoint (``train_mgm``'s ``generator.pt``) pairs each synthetic label with a seeded
+real training image of that scene and feeds ``guide(z, E(x))`` to G; the pairing and each sample's
+``guide_key`` are recorded (:mod:`pipeline.train.mgm_generator`).
+
 The same checkpoint, seed and params give byte-identical files: latents come from a private
 generator seeded by ``synthesize.seed``, labels from a seeded permutation, and the writer is the
 deterministic shard writer of the ``shard`` stage. The set is built in a temporary folder and moved
@@ -38,11 +42,11 @@ from pipeline.errors import OutputExistsError, ParamsError
 from pipeline.train.gan import (
     allocate_labels,
     fixed_latents,
-    load_generator,
     real_label_counts,
     sagan_config,
     to_uint8,
 )
+from pipeline.train.mgm_generator import keys_sha256, load_synthesis_generator
 from pipeline.train.runtime import select_device
 
 SPLIT = "synthetic"
@@ -114,6 +118,7 @@ def _generated_samples(
     device: torch.device,
     meta: dict[str, Any],
     scene_names: list[str],
+    guide_keys: list[str] | None = None,
 ) -> Iterator[Sample]:
     """Samples in order; G runs in a background thread one batch ahead of the writer."""
     queue: Queue = Queue(maxsize=2)
@@ -152,11 +157,12 @@ def _generated_samples(
                 index = start + offset
                 key = f"syn{index:07d}"
                 scene = int(labels[index])
+                extra = {"guide_key": guide_keys[index]} if guide_keys is not None else {}
                 yield Sample(
                     key=key,
                     rgb=image,
                     scene=scene,
-                    meta={**meta, "id": key, "index": index, "scene_name": scene_names[scene]},
+                    meta={**meta, "id": key, "index": index, "scene_name": scene_names[scene], **extra},
                 )
     finally:
         stop.set()
@@ -171,7 +177,7 @@ def synthesize(params: Params, *, force: bool = False, progress: bool = True) ->
     scene_names = list(summary["scene_names"])
     config = sagan_config(params, len(scene_names))
     device = select_device(synth.device)
-    generator, checkpoint = load_generator(synth.checkpoint, config, device)
+    generator, checkpoint, guidance = load_synthesis_generator(synth.checkpoint, config, device)
     if list(checkpoint.get("scene_names", scene_names)) != scene_names:
         raise ParamsError(
             f"synthesize.checkpoint: {synth.checkpoint} was trained on scenes "
@@ -181,6 +187,15 @@ def synthesize(params: Params, *, force: bool = False, progress: bool = True) ->
     count = synthetic_count(params, int(summary["splits"]["train"]["samples"]))
     labels = allocate_labels(label_weights(params, scene_names, real_counts), count, synth.seed)
     latents = fixed_latents(count, config.latent_dim, synth.seed)
+    guide_keys, guide = None, None
+    if guidance is not None:
+        latents, guide_keys = guidance.latents(latents, labels, real, synth.seed, synth.batch_size, device)
+        guide = {
+            **guidance.provenance(synth.seed),
+            "keys_sha256": keys_sha256(guide_keys),
+            "distinct_images": len(set(guide_keys)),
+            "real_manifest_sha256": file_sha256(real / MANIFEST_NAME),
+        }
 
     checkpoint_sha = file_sha256(synth.checkpoint)
     settings = {key: value for key, value in params_to_dict(params)["synthesize"].items() if key != "force"}
@@ -192,6 +207,8 @@ def synthesize(params: Params, *, force: bool = False, progress: bool = True) ->
         "sagan": config.as_dict(),
         "real_train_scene_counts": [int(n) for n in real_counts],
     }
+    if guide is not None:
+        identity["guide"] = guide
     version = dataset_version(identity)
     target = Path(synth.out) / synth.name
     check_version(target, version, force or synth.force)
@@ -209,6 +226,8 @@ def synthesize(params: Params, *, force: bool = False, progress: bool = True) ->
         "params": {"synthesize": settings, "sagan": config.as_dict(), "data": params_to_dict(params)["data"]},
         "real_shards": str(real),
     }
+    if guide is not None:
+        provenance["guide"] = guide
     meta = {"source": "synthetic", "generator_step": int(checkpoint["step"]), "version": version}
     stats = _SplitStats(scene_names, num_classes=0)
 
@@ -219,7 +238,9 @@ def synthesize(params: Params, *, force: bool = False, progress: bool = True) ->
 
     with atomic_output_dir(target, PROVENANCE_NAME, force=force or synth.force) as folder:
         bounds = shard_bounds(count, synth.samples_per_shard, synth.min_shards)
-        samples = _generated_samples(generator, latents, labels, synth.batch_size, device, meta, scene_names)
+        samples = _generated_samples(
+            generator, latents, labels, synth.batch_size, device, meta, scene_names, guide_keys
+        )
         rows = write_split(SPLIT, samples, count, folder, bounds, check, stats, progress)
         write_manifest(rows, folder / MANIFEST_NAME)
         write_json_atomic(folder / SUMMARY_NAME, _summary(params, scene_names, summary, stats, len(bounds)))

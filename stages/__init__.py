@@ -7,6 +7,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "Test-split metrics per variant, prediction grids and a report with Δm against single-task.",
     "train_gan": "Pre-train the conditional SAGAN on the real training images (FID/KID tracked; resumes).",
     "synthesize": "Write scene-labelled images from a generator checkpoint as synthetic shards.",
+    "train_mgm": "Joint MGM training of M, refinement net, SSL head and guided G/D from the GAN (resumes).",
 }
 """Sub-commands of ``mgm``: name -> one-line description (module ``stages.<name>``)."""
 

@@ -38,6 +38,8 @@ def run(params: Params, args: argparse.Namespace) -> None:
     provenance = synthesize(params, force=args.force, progress=not args.quiet)
     target = Path(synth.out) / synth.name
     metrics = {"count": provenance["count"], "count_per_scene": provenance["count_per_scene"]}
+    if "guide" in provenance:  # an MGM generator: G's latent guided by real training images
+        metrics["guide"] = {key: provenance["guide"][key] for key in ("mode", "distinct_images")}
     if synth.fid_split != "none":
         extractor = make_extractor(synth.fid_extractor, select_device(synth.device))
         metrics[f"vs_real_{synth.fid_split}"] = compare_shard_sets(
@@ -50,7 +52,8 @@ def run(params: Params, args: argparse.Namespace) -> None:
             progress=not args.quiet,
         )
     write_metrics_json(metrics, args.metrics)
-    print(f"wrote {target}: {provenance['count']} images, version {provenance['version']}")
+    guided = f", guided ({provenance['guide']['mode']})" if "guide" in provenance else ""
+    print(f"wrote {target}: {provenance['count']} images{guided}, version {provenance['version']}")
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m stages.synthesize") -> int:

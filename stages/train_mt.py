@@ -1,4 +1,5 @@
-"""DVC stage ``train_mt``: train the single-task (``st``) and/or multi-task (``mt``) networks.
+"""DVC stage ``train_mt``: train the single-task (``st``), multi-task (``mt``) and/or ``mgm`` networks
+(``mgm``: multi-task on real shards mixed with weakly labelled ones at ``mix.synthetic_ratio``).
 
 Runs the same under ``torchrun --nproc_per_node=N -m stages.train_mt`` (DDP, shards split by rank).
 """
@@ -19,7 +20,9 @@ DESCRIPTION = COMMANDS["train_mt"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--variant", choices=["st", "mt"], help="train this variant only (default: every train_mt.variants)"
+        "--variant",
+        choices=["st", "mt", "mgm"],
+        help="train this variant only (default: every train_mt.variants)",
     )
     parser.add_argument(
         "--metrics", default="metrics/train_mt_{variant}.json", metavar="FILE",

@@ -48,6 +48,8 @@ def tiny_params(shards: Path, root: Path, *overrides: str) -> Params:
             "train_mt.threads=1",
             "evaluate.device=cpu",
             "evaluate.grid_samples=2",
+            "train_mt.variants=[st, mt]",
+            "evaluate.checkpoints={}",
             *TINY_MODEL,
             *overrides,
         ],

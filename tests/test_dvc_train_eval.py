@@ -1,4 +1,4 @@
-"""End to end through DVC: shard -> train_mt@st -> train_mt@mt -> evaluate in a throwaway repo."""
+"""End to end through DVC: every stage up to evaluate in a throwaway repo, then a ratio experiment."""
 
 from __future__ import annotations
 
@@ -6,47 +6,50 @@ import json
 
 import pytest
 
-from tests._dvc_repo import dvc, make_project_repo
+from tests._dvc_repo import dvc, make_project_repo, run
+from tests._flow_projects import TINY_PIPELINE
 
-TINY_TRAINING = {
-    "data.rooms.train": 8,
-    "model.encoder": "halfwidth34",
-    "model.encoder_widths": [8, 8, 16, 16],
-    "model.decoder_channels": [16, 8, 8, 8, 8],
-    "train_mt.epochs": 1,
-    "train_mt.batch_size": 4,
-    "train_mt.threads": 1,
-    "train_mt.device": "cpu",
-    "evaluate.device": "cpu",
-    "evaluate.grid_samples": 2,
-}
+TINY_TRAINING = {**TINY_PIPELINE, "train_mt.threads": 1}
+
+
+def _stages_run(stdout: str) -> list[str]:
+    return [line.split("'")[1] for line in stdout.splitlines() if line.startswith("Running stage")]
 
 
 @pytest.mark.slow
-def test_repro_trains_both_variants_and_evaluates(tmp_path):
+def test_repro_trains_every_variant_and_evaluates(tmp_path):
     repo = make_project_repo(tmp_path / "project", TINY_TRAINING)
-    first = dvc(repo, "repro", "evaluate")
-    order = [line for line in first.stdout.splitlines() if line.startswith("Running stage")]
-    assert order == [
-        "Running stage 'shard':",
-        "Running stage 'train_mt@st':",
-        "Running stage 'train_mt@mt':",
-        "Running stage 'evaluate':",
-    ]
+    order = _stages_run(dvc(repo, "repro", "evaluate").stdout)
+    assert sorted(order) == sorted(
+        ["shard", "train_mt@st", "train_mt@mt", "train_gan", "train_mgm", "synthesize_mgm", "train_mt@mgm",
+         "evaluate"]
+    )  # fmt: skip
+    assert order[0] == "shard" and order[-1] == "evaluate"
+    chain = ["train_gan", "train_mgm", "synthesize_mgm", "train_mt@mgm"]
+    assert [stage for stage in order if stage in chain] == chain
     for task in ("seg", "depth", "normal"):
         assert (repo / "models" / "mt" / "st" / task / "best.pt").is_file()
         assert (repo / "plots" / "train_mt" / "st" / f"{task}.csv").is_file()
     assert (repo / "models" / "mt" / "mt" / "last.pt").is_file()
-    assert (repo / "reports" / "grid_mt.png").is_file() and (repo / "reports" / "evaluation.md").is_file()
+    assert (repo / "models" / "mgm" / "generator.pt").is_file()
+    assert (repo / "data" / "shards" / "synthetic" / "mgm" / "provenance.json").is_file()
+    for name in ("mt", "mgm", "mgm-joint"):
+        assert (repo / "reports" / f"grid_{name}.png").is_file()
+    assert (repo / "reports" / "evaluation.md").is_file()
 
     metrics = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
     shown = json.dumps(metrics)
-    for name in ("metrics/mt.json", "metrics/st.json", "metrics/trivial.json", "metrics/train_mt_mt.json"):
-        assert name in shown
+    for name in ("mt", "st", "trivial", "mgm", "mgm-joint", "train_mt_mt", "train_mt_mgm", "train_mgm"):
+        assert f"metrics/{name}.json" in shown
     assert '"delta_m"' in shown and '"best_epoch"' in shown
 
     plots = dvc(repo, "plots", "show", "--json").stdout
     assert "plots/train_mt/mt/mt.csv" in plots and "val_score" in plots
 
-    again = dvc(repo, "repro", "evaluate")
-    assert "Running stage" not in again.stdout
+    assert _stages_run(dvc(repo, "repro", "evaluate").stdout) == []
+
+    # the ratio reruns only what it affects
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "pipeline outputs"], repo)
+    ratio = dvc(repo, "exp", "run", "-S", "mix.synthetic_ratio=0.5", "-n", "half")
+    assert _stages_run(ratio.stdout) == ["train_mt@mgm", "evaluate"]

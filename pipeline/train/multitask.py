@@ -1,4 +1,11 @@
-"""Train single-task (``st``: one model per task) or multi-task (``mt``) networks on real shards.
+"""Train single-task (``st``: one model per task) or multi-task (``mt``) networks on real shards, or
+the multi-task network on real shards mixed with weakly labelled ones (``mgm``).
+
+``mgm`` reads :class:`~pipeline.data.mixing.MixedShardDataset`: ``mix.synthetic_ratio`` weak samples
+(``mix.weak``: the synthetic set ``mix.synthetic`` or the real ``weak`` split) per labelled one. The
+dense losses apply to labelled samples; on weak samples M gets the scene loss through the frozen
+refinement network of ``mix.refinement`` and the SSL loss (:mod:`pipeline.train.weak_losses`). At
+ratio 0 nothing of that is built and the run is ``mt``'s, step for step.
 
 One model's run lives in ``<train_mt.out>/<variant>[/<task>]``: ``last.pt`` (everything needed to
 resume: model, loss, optimizer, scheduler, RNG states, step/epoch, history, best score),
@@ -43,6 +50,7 @@ from tqdm import tqdm
 
 from pipeline.atomic import write_bytes_atomic, write_json_atomic
 from pipeline.config import Params, params_to_dict
+from pipeline.data.mixing import MixedShardDataset, weak_set
 from pipeline.data.reader import ShardDataset, collate, read_summary
 from pipeline.errors import PipelineError
 from pipeline.evaluation import evaluate_outputs, to_device
@@ -59,6 +67,7 @@ from pipeline.train.checkpoint import (
 from pipeline.train.history import write_history_csv
 from pipeline.train.losses import MultiTaskLoss
 from pipeline.train.runtime import Runtime, seed_everything, start_runtime, stop_runtime
+from pipeline.train.weak_losses import WeakLosses, build_weak_losses
 
 COMPLETE_MARKER = "training.json"
 _NOT_FINGERPRINTED = ("variants", "workers", "threads", "device", "channels_last", "bf16", "out", "plots")
@@ -69,6 +78,9 @@ _TRAINING_CODE = (
     "evaluation.py",
     "data/reader.py",
     "data/codec.py",
+    "data/mixing.py",
+    "models/refinement.py",
+    "models/ssl.py",
 )
 
 
@@ -78,7 +90,7 @@ class TrainingError(PipelineError):
 
 @dataclass(frozen=True)
 class ModelRun:
-    """One model to train: ``mt`` (all tasks) or one task of the ``st`` variant."""
+    """One model to train: ``mt`` or ``mgm`` (all tasks) or one task of the ``st`` variant."""
 
     variant: str
     name: str
@@ -88,14 +100,14 @@ class ModelRun:
 
 
 def model_runs(params: Params, variant: str) -> list[ModelRun]:
-    """The models a variant trains: ``st`` one per task, ``mt`` one with all tasks."""
+    """The models a variant trains: ``st`` one per task, ``mt`` and ``mgm`` one with all tasks."""
     out, plots = Path(params.train_mt.out) / variant, Path(params.train_mt.plots) / variant
     tasks = tuple(params.model.tasks)
-    if variant == "mt":
-        return [ModelRun("mt", "mt", tasks, out, plots / "mt.csv")]
+    if variant in ("mt", "mgm"):
+        return [ModelRun(variant, variant, tasks, out, plots / f"{variant}.csv")]
     if variant == "st":
         return [ModelRun("st", task, (task,), out / task, plots / f"{task}.csv") for task in tasks]
-    raise PipelineError(f"unknown variant {variant!r} (st | mt)")
+    raise PipelineError(f"unknown variant {variant!r} (st | mt | mgm)")
 
 
 def build_model(params: Params, tasks: Sequence[str], num_classes: int) -> MultiTaskNet:
@@ -159,7 +171,8 @@ def code_fingerprint() -> str:
 
 
 def run_fingerprint(params: Params, run: ModelRun) -> str:
-    """What a checkpoint must share with this run to be resumed: params, tasks, data and code."""
+    """What a checkpoint must share with this run to be resumed: params, tasks, data and code (for
+    ``mgm`` also the ``mix`` params, the weak set and the refinement checkpoint it uses)."""
     train = {k: v for k, v in params_to_dict(params)["train_mt"].items() if k not in _NOT_FINGERPRINTED}
     payload = {
         "model": params_to_dict(params)["model"],
@@ -168,24 +181,52 @@ def run_fingerprint(params: Params, run: ModelRun) -> str:
         "data": data_fingerprint(params.shard.out),
         "code": code_fingerprint(),
     }
+    if run.variant == "mgm":
+        payload["mix"] = mix_fingerprint(params)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
-class _Trainable(nn.Module):
-    """Network + loss in one module, so DDP synchronises the loss's parameters too."""
+def mix_fingerprint(params: Params) -> dict[str, Any]:
+    """The ``mix`` params plus hashes of the weak set and of R's checkpoint where they are used."""
+    mix = params.mix
+    payload: dict[str, Any] = {"params": params_to_dict(params)["mix"]}
+    if mix.synthetic_ratio > 0:
+        payload["weak"] = data_fingerprint(weak_set(params)[0])
+        refinement = Path(mix.refinement)
+        if mix.scene_weight > 0 and refinement.is_file():
+            payload["refinement"] = hashlib.sha256(refinement.read_bytes()).hexdigest()
+    return payload
 
-    def __init__(self, net: MultiTaskNet, criterion: MultiTaskLoss, autocast: Callable[[], Any]) -> None:
+
+class _Trainable(nn.Module):
+    """Network + loss (+ the weak-sample losses of ``mgm``) in one module, so DDP synchronises every
+    trained parameter."""
+
+    def __init__(
+        self,
+        net: MultiTaskNet,
+        criterion: MultiTaskLoss,
+        autocast: Callable[[], Any],
+        weak: WeakLosses | None = None,
+    ) -> None:
         super().__init__()
         self.net = net
         self.criterion = criterion
         self.autocast = autocast
+        self.weak = weak
 
     def forward(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         with self.autocast():
             outputs = self.net(batch["rgb"])
         sums = self.criterion.task_losses(outputs, batch)
         means = {task: value.mean() for task, value in sums.items()}
-        return self.criterion.combine(means), sums
+        loss = self.criterion.combine(means)
+        if self.weak is not None:
+            with self.autocast():
+                weak_sums = self.weak(self.net, outputs, batch)
+            loss = loss + self.weak.combine(weak_sums)
+            sums |= weak_sums
+        return loss, sums
 
 
 def autocast_factory(device: torch.device, bf16: bool) -> Callable[[], Any]:
@@ -283,8 +324,9 @@ def train_model(
     cfg = params.train_mt
     device = runtime.device
     shards = Path(params.shard.out)
-    num_classes = len(read_summary(shards)["class_names"])
-    train_set = ShardDataset(shards, "train", shuffle=True, seed=cfg.seed)
+    summary = read_summary(shards)
+    num_classes = len(summary["class_names"])
+    train_set = _train_set(params, run)
     val_set = ShardDataset(shards, "val")
 
     seed_everything(cfg.seed)
@@ -292,20 +334,32 @@ def train_model(
     if cfg.channels_last:
         net = net.to(memory_format=torch.channels_last)
     criterion = build_loss(params, run.tasks).to(device)
-    optimizer = build_optimizer(params, [*net.parameters(), *criterion.parameters()])
+    weak = None  # ratio 0 builds nothing more, so the run is mt's, step for step
+    if isinstance(train_set, MixedShardDataset) and train_set.weak_count:
+        resolution = int(summary.get("resolution", params.data.resolution))
+        weak = build_weak_losses(
+            params, net, run.tasks, num_classes, summary["scene_names"], resolution, device
+        )
+    extra = {"ssl_head": weak.ssl_head} if weak is not None and weak.ssl_head is not None else {}
+    trained = [*net.parameters(), *criterion.parameters()]
+    optimizer = build_optimizer(params, [*trained, *(p for m in extra.values() for p in m.parameters())])
     scheduler = build_scheduler(params, optimizer)
     fingerprint = run_fingerprint(params, run)
     state: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "best_score": math.inf, "best_epoch": 0}
 
     last_path, best_path = run.folder / "last.pt", run.folder / "best.pt"
     if last_path.is_file():
-        state = _resume(last_path, fingerprint, net, criterion, optimizer, scheduler, state, runtime)
+        state = _resume(last_path, fingerprint, net, criterion, optimizer, scheduler, state, runtime, extra)
     if runtime.is_main:
         (run.folder / COMPLETE_MARKER).unlink(missing_ok=True)
 
-    trainable: nn.Module = _Trainable(net, criterion, autocast_factory(device, cfg.bf16))
+    trainable: nn.Module = _Trainable(net, criterion, autocast_factory(device, cfg.bf16), weak)
     if runtime.distributed:
-        trainable = DistributedDataParallel(trainable, device_ids=[device] if device.type == "cuda" else None)
+        trainable = DistributedDataParallel(
+            trainable,
+            device_ids=[device] if device.type == "cuda" else None,
+            find_unused_parameters=weak is not None,  # a batch without weak samples leaves the head idle
+        )
     train_loader = _loader(train_set, cfg.batch_size, cfg.workers, device, drop_last=True)
     val_loader = _loader(val_set, cfg.batch_size, cfg.workers, device)
     last_epoch = cfg.epochs if max_epochs is None else min(cfg.epochs, max_epochs)
@@ -313,9 +367,11 @@ def train_model(
     for epoch in range(state["epoch"], last_epoch):
         train_set.set_epoch(epoch)
         keys: list[str] = []
+        loss_names = [*run.tasks, *(weak.names if weak is not None else [])]
         train_losses = _train_epoch(
-            trainable, optimizer, train_loader, run, runtime, state, epoch, keys, cfg.channels_last, progress
-        )
+            trainable, optimizer, train_loader, run, loss_names, runtime, state, epoch, keys,
+            cfg.channels_last, progress,
+        )  # fmt: skip
         val = evaluate_outputs(
             net, val_loader, run.tasks, num_classes, device,
             normal_kind=cfg.normal_loss, channels_last=cfg.channels_last, bf16=cfg.bf16,
@@ -343,10 +399,8 @@ def train_model(
         if runtime.is_main:
             if improved:
                 save_checkpoint(_best_state(net, run, num_classes, epoch + 1, val, score), best_path)
-            save_checkpoint(
-                _last_state(net, criterion, optimizer, scheduler, state, fingerprint, run, num_classes),
-                last_path,
-            )
+            last = _last_state(net, criterion, optimizer, scheduler, state, fingerprint, run, num_classes)
+            save_checkpoint(last | {name: module.state_dict() for name, module in extra.items()}, last_path)
             write_history_csv(state["history"], run.history_csv)
         if runtime.distributed:
             dist.barrier()
@@ -358,6 +412,17 @@ def train_model(
     return summary
 
 
+def _train_set(params: Params, run: ModelRun) -> ShardDataset | MixedShardDataset:
+    """The labelled train split, mixed with the weak set for ``mgm``."""
+    cfg, shards = params.train_mt, Path(params.shard.out)
+    if run.variant != "mgm":
+        return ShardDataset(shards, "train", shuffle=True, seed=cfg.seed)
+    weak_folder, weak_split = weak_set(params)
+    return MixedShardDataset(
+        shards, weak_folder, weak_split, params.mix.synthetic_ratio, shuffle=True, seed=cfg.seed
+    )
+
+
 def _resume(
     path: Path,
     fingerprint: str,
@@ -367,6 +432,7 @@ def _resume(
     scheduler: Any,
     state: dict[str, Any],
     runtime: Runtime,
+    extra: Mapping[str, nn.Module],
 ) -> dict[str, Any]:
     checkpoint = load_checkpoint(path, map_location=runtime.device)
     if checkpoint.get("fingerprint") != fingerprint:
@@ -375,6 +441,8 @@ def _resume(
         return state
     load_state_strict(net, checkpoint["model"], str(path))
     load_state_strict(criterion, checkpoint["loss"], str(path))
+    for name, module in extra.items():
+        load_state_strict(module, checkpoint[name], f"{path} ({name})")
     try:
         optimizer.load_state_dict(checkpoint["optimizer"])
         if scheduler is not None:
@@ -392,6 +460,7 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     loader: DataLoader,
     run: ModelRun,
+    loss_names: Sequence[str],
     runtime: Runtime,
     state: dict[str, Any],
     epoch: int,
@@ -400,7 +469,7 @@ def _train_epoch(
     progress: bool,
 ) -> dict[str, float]:
     trainable.train()
-    meters = {task: LossMeter() for task in run.tasks}
+    meters = {name: LossMeter() for name in loss_names}
     bar = tqdm(
         loader, desc=f"{run.variant}/{run.name} epoch {epoch + 1}", unit="batch", leave=False,
         disable=not (progress and runtime.is_main),

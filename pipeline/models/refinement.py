@@ -1,0 +1,126 @@
+"""The refinement network R: M's dense predictions -> scene logits.
+
+Each task's prediction goes through its own small conv encoder (three stride-2 3x3 conv + BN +
+ReLU stages at ``width`` channels, then global average pooling), the pooled vectors are
+concatenated and two fully connected layers give the scene logits. Segmentation logits are turned
+into class probabilities (softmax) first. Works at any input size (32..256 px and beyond).
+
+Checkpoint entries (:func:`refinement_entry`) are plain dicts of numbers, strings, lists and
+tensors, so they load with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from pipeline.models.multitask import task_spec
+from pipeline.train.checkpoint import CheckpointError, load_state_strict
+
+ENCODER_STAGES = 3
+CONFIG_KEYS = ("tasks", "num_classes", "num_scenes", "width", "hidden")
+
+
+def task_encoder(in_channels: int, width: int) -> nn.Sequential:
+    """Three stride-2 conv + BN + ReLU stages at ``width`` channels, then global average pooling."""
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for _ in range(ENCODER_STAGES):
+        layers += [
+            nn.Conv2d(channels, width, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        ]
+        channels = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return nn.Sequential(*layers)
+
+
+class RefinementNet(nn.Module):
+    """R: ``{task: prediction}`` -> scene logits ``(B, num_scenes)``."""
+
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        num_classes: int,
+        num_scenes: int,
+        width: int = 32,
+        hidden: int = 256,
+    ) -> None:
+        super().__init__()
+        if not tasks:
+            raise ValueError("RefinementNet needs at least one task")
+        if min(num_classes, num_scenes, width, hidden) < 1:
+            raise ValueError(
+                f"RefinementNet: num_classes ({num_classes}), num_scenes ({num_scenes}), width ({width}) "
+                f"and hidden ({hidden}) must be positive"
+            )
+        self.tasks = list(tasks)
+        self.num_classes = num_classes
+        self.num_scenes = num_scenes
+        self.width = width
+        self.hidden = hidden
+        self.in_channels = {task: task_spec(task).channels(num_classes) for task in self.tasks}
+        self.encoders = nn.ModuleDict(
+            {task: task_encoder(channels, width) for task, channels in self.in_channels.items()}
+        )
+        self.classifier = nn.Sequential(
+            nn.Linear(width * len(self.tasks), hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_scenes)
+        )
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The init arguments (stored in checkpoints)."""
+        return {
+            "tasks": list(self.tasks),
+            "num_classes": self.num_classes,
+            "num_scenes": self.num_scenes,
+            "width": self.width,
+            "hidden": self.hidden,
+        }
+
+    def forward(self, predictions: Mapping[str, Tensor]) -> Tensor:
+        pooled = [self.encoders[task](self._input(task, predictions)) for task in self.tasks]
+        return self.classifier(torch.cat(pooled, dim=1))
+
+    def _input(self, task: str, predictions: Mapping[str, Tensor]) -> Tensor:
+        if task not in predictions:
+            raise KeyError(
+                f"refinement network: prediction for task {task!r} missing (got {sorted(predictions)})"
+            )
+        prediction = predictions[task]
+        expected = self.in_channels[task]
+        if prediction.ndim != 4 or prediction.shape[1] != expected:
+            raise ValueError(
+                f"refinement network: {task} prediction has shape {tuple(prediction.shape)}, "
+                f"expected B x {expected} x H x W"
+            )
+        return torch.softmax(prediction, dim=1) if task == "seg" else prediction
+
+
+def refinement_entry(net: RefinementNet) -> dict[str, Any]:
+    """``{"config": init args, "state": state dict}`` for a checkpoint (weights-only safe)."""
+    return {"config": net.config, "state": net.state_dict()}
+
+
+def load_refinement(
+    entry: Mapping[str, Any], device: str | torch.device = "cpu", *, where: str = "refinement network"
+) -> RefinementNet:
+    """Rebuild R from :func:`refinement_entry` output; errors name ``where`` and the mismatched keys."""
+    if not isinstance(entry, Mapping) or "config" not in entry or "state" not in entry:
+        found = sorted(entry) if isinstance(entry, Mapping) else type(entry).__name__
+        raise CheckpointError(f"{where}: expected a dict with 'config' and 'state', found {found}")
+    config = entry["config"]
+    missing = [key for key in CONFIG_KEYS if key not in config]
+    unexpected = sorted(set(config) - set(CONFIG_KEYS))
+    if missing or unexpected:
+        raise CheckpointError(f"{where}: config has missing keys {missing}, unexpected keys {unexpected}")
+    try:
+        net = RefinementNet(**config)
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{where}: invalid config {dict(config)}: {err}") from err
+    load_state_strict(net, dict(entry["state"]), where)
+    return net.to(device)

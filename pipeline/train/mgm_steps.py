@@ -1,0 +1,366 @@
+"""The six steps of one joint MGM iteration on a labelled batch (``mgm-reference.md``).
+
+1. ``dense``: the dense task losses update the encoder and the decoders.
+2. ``scene_real``: R on M's predictions of the real batch; scene cross-entropy updates R and the encoder.
+3. ``ssl_real``: SimCLR (or reconstruction) on the real images updates the encoder and the SSL head.
+4. ``gan``: D step(s) on real vs ``G(z + proj(E(x)), scene)``; then a G step updates G, the guide
+   projection and the encoder (train_gan's hinge loss, DiffAugment and instance noise).
+5. ``scene_weak``: scene cross-entropy of R (frozen) on M's predictions of the weak images updates
+   the encoder only.
+6. ``ssl_weak``: the SSL loss on the weak images updates the encoder and the SSL head.
+
+The weak images of steps 5-6 (synthetic from G with the batch's scene labels, or real images of the
+``weak`` split) are drawn once per iteration, after step 4, without changing any state.
+
+Each step zero-grads and steps exactly its parts' optimizers. Parameters of the other parts have
+``requires_grad`` off during the step (no gradient is computed for them) and the buffers of the
+other parts (batch-norm statistics, spectral-norm vectors) are restored afterwards, so a step
+changes the state of its own parts and nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from pipeline.config import Params
+from pipeline.train.gan import (
+    discriminator_input,
+    ema_decay_at,
+    hinge_d_loss,
+    hinge_g_loss,
+    update_ema,
+)
+from pipeline.train.mgm_models import JointModels, JointOptimizers, trains_generator
+from pipeline.train.ssl import BatchAugment, ssl_loss
+
+STEPS = ("dense", "scene_real", "ssl_real", "gan", "weak_images", "scene_weak", "ssl_weak")
+"""Step names in order (``weak_images`` draws the images of steps 5-6; it updates nothing)."""
+
+STEP_PARTS: dict[str, tuple[str, ...]] = {
+    "dense": ("encoder", "decoders"),
+    "scene_real": ("encoder", "refinement"),
+    "ssl_real": ("encoder", "ssl_head"),
+    "gan": ("encoder", "generator", "guide", "discriminator"),
+    "weak_images": (),
+    "scene_weak": ("encoder",),
+    "ssl_weak": ("encoder", "ssl_head"),
+}
+"""The parts each step updates (its optimizers); every other part is left untouched."""
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """What the steps need from the params."""
+
+    ssl: str
+    temperature: float
+    scene_weight: float
+    ssl_weight: float
+    d_steps: int
+    diffaugment: tuple[str, ...]
+    instance_noise: float
+    ema_decay: float
+    weak_per_labelled: float
+
+    @classmethod
+    def from_params(cls, params: Params) -> StepSettings:
+        cfg, gan = params.mgm, params.gan
+        return cls(
+            ssl=cfg.ssl,
+            temperature=cfg.temperature,
+            scene_weight=cfg.scene_weight,
+            ssl_weight=cfg.ssl_weight,
+            d_steps=cfg.d_steps,
+            diffaugment=tuple(gan.diffaugment),
+            instance_noise=gan.instance_noise,
+            ema_decay=gan.ema_decay,
+            weak_per_labelled=cfg.synthetic_per_labelled,
+        )
+
+    def weak_count(self, batch_size: int) -> int:
+        """Weak images per iteration: ``weak_per_labelled`` x the batch, at least 2 (batch norm, SimCLR)."""
+        return max(2, round(self.weak_per_labelled * batch_size))
+
+
+def active_steps(params: Params) -> tuple[str, ...]:
+    """The steps the variant runs (see the module docstring and ``mgm.*`` switches)."""
+    cfg = params.mgm
+    weak = cfg.weak != "none"
+    wanted = {
+        "dense": True,
+        "scene_real": cfg.refinement,
+        "ssl_real": cfg.ssl != "none",
+        "gan": trains_generator(params),
+        "weak_images": weak and (cfg.refinement or cfg.ssl != "none"),
+        "scene_weak": weak and cfg.refinement,
+        "ssl_weak": weak and cfg.ssl != "none",
+    }
+    return tuple(step for step in STEPS if wanted[step])
+
+
+# ----------------------------------------------------------------------------- isolation
+
+
+@contextmanager
+def gradients_for(models: JointModels, trained: Sequence[str]) -> Iterator[None]:
+    """``requires_grad`` only on the parameters of the ``trained`` parts (restored on exit)."""
+    parts = models.parts()
+    flags = {name: [p.requires_grad for p in module.parameters()] for name, module in parts.items()}
+    for name, module in parts.items():
+        for param, flag in zip(module.parameters(), flags[name]):
+            param.requires_grad_(flag and name in trained)
+    try:
+        yield
+    finally:
+        for name, module in parts.items():
+            for param, flag in zip(module.parameters(), flags[name]):
+                param.requires_grad_(flag)
+
+
+@contextmanager
+def updating(models: JointModels, trained: Sequence[str]) -> Iterator[None]:
+    """:func:`gradients_for` ``trained``, and the other parts' buffers (batch-norm statistics,
+    spectral-norm vectors) restored on exit, so only the ``trained`` parts change."""
+    others = {name: module for name, module in models.parts().items() if name not in trained}
+    saved = {name: [b.detach().clone() for b in module.buffers()] for name, module in others.items()}
+    try:
+        with gradients_for(models, trained):
+            yield
+    finally:
+        with torch.no_grad():
+            for name, module in others.items():
+                for buffer, value in zip(module.buffers(), saved[name]):
+                    buffer.copy_(value)
+
+
+def apply_update(loss: Tensor, optimizers: JointOptimizers, parts: Sequence[str]) -> None:
+    """Zero the parts' gradients, back-propagate ``loss``, step the parts' optimizers, drop the grads."""
+    present = [part for part in parts if part in optimizers]
+    for part in present:
+        optimizers[part].zero_grad(set_to_none=True)
+    loss.backward()
+    for part in present:
+        optimizers[part].step()
+        optimizers[part].zero_grad(set_to_none=True)
+
+
+def to_unit_range(images: Tensor) -> Tensor:
+    """GAN images in [-1, 1] -> M's input range [0, 1]."""
+    return (images + 1.0) / 2.0
+
+
+def to_gan_range(images: Tensor) -> Tensor:
+    """M's [0, 1] images -> the GAN's [-1, 1]."""
+    return images * 2.0 - 1.0
+
+
+# ----------------------------------------------------------------------------- the steps
+
+
+def step_dense(
+    models: JointModels, optimizers: JointOptimizers, batch: Mapping[str, Any]
+) -> dict[str, float]:
+    """Step 1: dense losses on the labelled batch -> encoder + decoders."""
+    with updating(models, STEP_PARTS["dense"]):
+        outputs = models.net(batch["rgb"])
+        sums = models.criterion.task_losses(outputs, batch)
+        loss = models.criterion.combine({task: value.mean() for task, value in sums.items()})
+        apply_update(loss, optimizers, STEP_PARTS["dense"])
+    stats = {f"dense_{task}": float(value.mean().detach()) for task, value in sums.items()}
+    return {"dense": float(loss.detach()), **stats}
+
+
+def _scene_loss(models: JointModels, images: Tensor, labels: Tensor, weight: float) -> tuple[Tensor, Tensor]:
+    assert models.refinement is not None
+    logits = models.refinement(models.net(images))
+    loss = weight * F.cross_entropy(logits, labels)
+    accuracy = (logits.detach().argmax(dim=1) == labels).float().mean()
+    return loss, accuracy
+
+
+def step_scene_real(
+    models: JointModels, optimizers: JointOptimizers, batch: Mapping[str, Any], settings: StepSettings
+) -> dict[str, float]:
+    """Step 2: R on M's predictions of the real batch, scene cross-entropy -> R + encoder."""
+    with updating(models, STEP_PARTS["scene_real"]):
+        loss, accuracy = _scene_loss(models, batch["rgb"], batch["scene"], settings.scene_weight)
+        apply_update(loss, optimizers, STEP_PARTS["scene_real"])
+    return {"scene_real": float(loss.detach()), "scene_acc_real": float(accuracy)}
+
+
+def _ssl_step(
+    models: JointModels,
+    optimizers: JointOptimizers,
+    images: Tensor,
+    settings: StepSettings,
+    augment: BatchAugment,
+    name: str,
+) -> dict[str, float]:
+    with updating(models, STEP_PARTS[name]):
+        loss = settings.ssl_weight * ssl_loss(
+            settings.ssl, models.net, models.ssl_head, images, augment, settings.temperature
+        )
+        apply_update(loss, optimizers, STEP_PARTS[name])
+    return {name: float(loss.detach())}
+
+
+def step_ssl_real(
+    models: JointModels,
+    optimizers: JointOptimizers,
+    batch: Mapping[str, Any],
+    settings: StepSettings,
+    augment: BatchAugment,
+) -> dict[str, float]:
+    """Step 3: SSL on the real images -> encoder + SSL head."""
+    return _ssl_step(models, optimizers, batch["rgb"], settings, augment, "ssl_real")
+
+
+def step_gan(
+    models: JointModels,
+    optimizers: JointOptimizers,
+    batch: Mapping[str, Any],
+    settings: StepSettings,
+    step: int,
+) -> dict[str, float]:
+    """Step 4: ``d_steps`` D updates on real vs guided fakes, then one G update (G, guide, encoder)."""
+    guided = models.guided()
+    assert guided is not None and models.discriminator is not None
+    discriminator = models.discriminator
+    images, labels = batch["rgb"], batch["scene"]
+    real = to_gan_range(images)
+    latent = guided.config.latent_dim
+    policy, noise = settings.diffaugment, settings.instance_noise
+    stats = {"d_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
+    with updating(models, STEP_PARTS["gan"]):
+        for _ in range(settings.d_steps):
+            with gradients_for(models, ("discriminator",)):
+                with torch.no_grad():
+                    z = torch.randn(len(labels), latent, device=real.device)
+                    fake = guided(z, labels, models.net.features(images))
+                real_logits = discriminator(discriminator_input(real, policy, noise), labels)
+                fake_logits = discriminator(discriminator_input(fake, policy, noise), labels)
+                loss_d = hinge_d_loss(real_logits, fake_logits)
+                apply_update(loss_d, optimizers, ("discriminator",))
+            stats["d_loss"] += float(loss_d.detach()) / settings.d_steps
+            stats["d_real"] += float(real_logits.detach().mean()) / settings.d_steps
+            stats["d_fake"] += float(fake_logits.detach().mean()) / settings.d_steps
+        with gradients_for(models, ("generator", "guide", "encoder")):
+            z = torch.randn(len(labels), latent, device=real.device)
+            fake = guided(z, labels, models.net.features(images))
+            loss_g = hinge_g_loss(discriminator(discriminator_input(fake, policy, noise), labels))
+            apply_update(loss_g, optimizers, ("generator", "guide", "encoder"))
+    assert models.generator is not None and models.generator_ema is not None
+    update_ema(models.generator_ema, models.generator, ema_decay_at(step, settings.ema_decay))
+    return {**stats, "g_loss": float(loss_g.detach())}
+
+
+WeakSource = Callable[[int], tuple[Tensor, Tensor]]
+"""``count`` -> (images in [0, 1], scene labels) of the weakly labelled real split."""
+
+
+def draw_weak_images(
+    models: JointModels, batch: Mapping[str, Any], settings: StepSettings, weak_source: WeakSource | None
+) -> tuple[Tensor, Tensor]:
+    """The images of steps 5-6 in [0, 1] and their scene labels; changes no state.
+
+    Synthetic: ``weak_count`` images of G with the batch's scene labels (cycled), guided by the
+    batch's own images when G trains jointly. Real: the next images of the ``weak`` split.
+    """
+    count = settings.weak_count(len(batch["scene"]))
+    if weak_source is not None:
+        return weak_source(count)
+    if models.generator is None:
+        raise ValueError("draw_weak_images: no generator and no weak real images (mgm.weak=none)")
+    index = torch.arange(count, device=batch["scene"].device) % len(batch["scene"])
+    labels = batch["scene"][index]
+    with updating(models, ()), torch.no_grad():
+        z = torch.randn(count, models.generator.config.latent_dim, device=labels.device)
+        guided = models.guided()
+        if guided is None:
+            fake = models.generator(z, labels)
+        else:
+            fake = guided(z, labels, models.net.features(batch["rgb"][index]))
+    return to_unit_range(fake).clamp(0.0, 1.0), labels
+
+
+def step_scene_weak(
+    models: JointModels, optimizers: JointOptimizers, images: Tensor, labels: Tensor, settings: StepSettings
+) -> dict[str, float]:
+    """Step 5: scene cross-entropy through R (frozen) on the weak images -> encoder only."""
+    with updating(models, STEP_PARTS["scene_weak"]):
+        loss, accuracy = _scene_loss(models, images, labels, settings.scene_weight)
+        apply_update(loss, optimizers, STEP_PARTS["scene_weak"])
+    return {"scene_weak": float(loss.detach()), "scene_acc_weak": float(accuracy)}
+
+
+def step_ssl_weak(
+    models: JointModels,
+    optimizers: JointOptimizers,
+    images: Tensor,
+    settings: StepSettings,
+    augment: BatchAugment,
+) -> dict[str, float]:
+    """Step 6: SSL on the weak images -> encoder + SSL head."""
+    return _ssl_step(models, optimizers, images, settings, augment, "ssl_weak")
+
+
+# ----------------------------------------------------------------------------- one iteration
+
+
+def joint_iteration(
+    models: JointModels,
+    optimizers: JointOptimizers,
+    batch: Mapping[str, Any],
+    settings: StepSettings,
+    augment: BatchAugment,
+    steps: Sequence[str],
+    iteration: int,
+    weak_source: WeakSource | None = None,
+    timings: dict[str, float] | None = None,
+) -> dict[str, float]:
+    """Run ``steps`` (a subsequence of :data:`STEPS`) on one labelled batch; return their losses.
+
+    ``timings`` (when given) accumulates the wall-clock seconds of each step (CUDA synchronised).
+    """
+    models.train()
+    stats: dict[str, float] = {}
+    weak: tuple[Tensor, Tensor] | None = None
+    device = batch["rgb"].device
+    for name in steps:
+        started = time.perf_counter()
+        if name == "dense":
+            stats |= step_dense(models, optimizers, batch)
+        elif name == "scene_real":
+            stats |= step_scene_real(models, optimizers, batch, settings)
+        elif name == "ssl_real":
+            stats |= step_ssl_real(models, optimizers, batch, settings, augment)
+        elif name == "gan":
+            stats |= step_gan(models, optimizers, batch, settings, iteration)
+        elif name == "weak_images":
+            weak = draw_weak_images(models, batch, settings, weak_source)
+        elif name == "scene_weak":
+            assert weak is not None, "weak_images must run before scene_weak"
+            stats |= step_scene_weak(models, optimizers, *weak, settings)
+        elif name == "ssl_weak":
+            assert weak is not None, "weak_images must run before ssl_weak"
+            stats |= step_ssl_weak(models, optimizers, weak[0], settings, augment)
+        else:
+            raise ValueError(f"unknown MGM step {name!r} (known: {', '.join(STEPS)})")
+        if timings is not None:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            timings[name] = timings.get(name, 0.0) + time.perf_counter() - started
+    return stats
+
+
+def needs_weak_real(params: Params) -> bool:
+    """Steps 5-6 read the ``weak`` split of the real shards (``mgm.weak`` is ``real``)."""
+    return params.mgm.weak == "real" and "weak_images" in active_steps(params)

@@ -1,0 +1,195 @@
+"""One joint MGM iteration: each step changes exactly its own parts; the variant switches pick the steps."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.data.reader import ShardDataset, collate
+from pipeline.train.mgm import WeakRealImages
+from pipeline.train.mgm_models import build_joint_models, build_optimizers
+from pipeline.train.mgm_steps import (
+    STEP_PARTS,
+    STEPS,
+    StepSettings,
+    active_steps,
+    draw_weak_images,
+    joint_iteration,
+    step_scene_weak,
+    step_ssl_weak,
+)
+from pipeline.train.ssl import BatchAugment
+from tests._mgm import make_mgm_root, mgm_params
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory, one_thread):
+    return make_mgm_root(tmp_path_factory.mktemp("mgm_steps"))
+
+
+def _batch(root, offset=0):
+    items = list(ShardDataset(root / "real", "train"))
+    return collate(items[offset : offset + 4])
+
+
+def _setup(root, *overrides):
+    params = mgm_params(root, "unused", *overrides)
+    models = build_joint_models(params, 13, _scene_names(root), 32, CPU)
+    weak = WeakRealImages(root / "real", 0, CPU) if params.mgm.weak == "real" else None
+    return params, models, build_optimizers(params, models), StepSettings.from_params(params), weak
+
+
+def _scene_names(root):
+    from pipeline.data.reader import read_summary
+
+    return read_summary(root / "real")["scene_names"]
+
+
+def _state(models):
+    """Part -> {name: tensor} of parameters and buffers (the EMA generator as its own part)."""
+    state = {
+        name: {k: v.detach().clone() for k, v in m.state_dict().items()} for name, m in models.parts().items()
+    }
+    if models.generator_ema is not None:
+        state["generator_ema"] = {k: v.clone() for k, v in models.generator_ema.state_dict().items()}
+    return state
+
+
+def _changed(before, after, parameter_names):
+    """Parts with at least one changed parameter, and parts with any changed entry (params or buffers)."""
+    params_changed, anything_changed = set(), set()
+    for part, entries in before.items():
+        for key, value in entries.items():
+            if not torch.equal(value, after[part][key]):
+                anything_changed.add(part)
+                if key in parameter_names[part]:
+                    params_changed.add(part)
+    return params_changed, anything_changed
+
+
+def _parameter_names(models):
+    names = {part: {n for n, _ in m.named_parameters()} for part, m in models.parts().items()}
+    if models.generator_ema is not None:
+        names["generator_ema"] = {n for n, _ in models.generator_ema.named_parameters()}
+    return names
+
+
+@pytest.mark.parametrize("guide", ["add", "concat"])
+def test_each_step_changes_exactly_its_own_parts(root, guide):
+    params, models, optimizers, settings, _ = _setup(root, f"mgm.guide={guide}")
+    assert set(models.parts()) == {
+        "encoder", "decoders", "refinement", "ssl_head", "generator", "guide", "discriminator",
+    }  # fmt: skip
+    assert active_steps(params) == STEPS
+    augment = BatchAugment(32)
+    names = _parameter_names(models)
+    torch.manual_seed(0)
+    # a first iteration gives every Adam a non-zero state (momentum, weight decay would move params)
+    joint_iteration(models, optimizers, _batch(root), settings, augment, STEPS, 0)
+    batch = _batch(root, 4)
+    expected = {step: set(parts) for step, parts in STEP_PARTS.items()}
+    expected["gan"] |= {"generator_ema"}
+    weak = None
+    for step in STEPS:
+        before = _state(models)
+        stats: dict[str, float] = {}
+        if step == "weak_images":
+            weak = draw_weak_images(models, batch, settings, None)
+            assert weak[0].shape == (4, 3, 32, 32) and 0 <= float(weak[0].min()) <= float(weak[0].max()) <= 1
+            assert torch.equal(weak[1], batch["scene"])  # the batch's scene labels
+        elif step == "scene_weak":
+            stats = step_scene_weak(models, optimizers, *weak, settings)
+        elif step == "ssl_weak":
+            stats = step_ssl_weak(models, optimizers, weak[0], settings, augment)
+        else:
+            stats = joint_iteration(models, optimizers, batch, settings, augment, (step,), 1)
+        params_changed, anything_changed = _changed(before, _state(models), names)
+        assert params_changed == expected[step], step
+        assert anything_changed == expected[step], step  # buffers (BN, SN) of the other parts stay too
+        assert all(torch.isfinite(torch.tensor(v)) for v in stats.values())
+    assert all(p.requires_grad for part in ("encoder", "generator", "discriminator") for p in
+               models.parts()[part].parameters())  # fmt: skip
+    assert all(p.grad is None for m in models.parts().values() for p in m.parameters())
+
+
+def test_scene_weak_step_moves_only_the_encoder_even_with_decoder_momentum(root):
+    """R and the decoders have Adam state with weight decay; step 5 still leaves them exactly as they were."""
+    _, models, optimizers, settings, _ = _setup(root, "mgm.weight_decay=0.1")
+    torch.manual_seed(1)
+    augment = BatchAugment(32)
+    for iteration in range(2):
+        joint_iteration(models, optimizers, _batch(root, 4 * iteration), settings, augment, STEPS, iteration)
+    assert optimizers["decoders"].state and optimizers["refinement"].state
+    decoders = {k: v.clone() for k, v in models.net.decoders.state_dict().items()}
+    refinement = {k: v.clone() for k, v in models.refinement.state_dict().items()}
+    encoder = {k: v.clone() for k, v in models.net.encoder.state_dict().items()}
+    stats = joint_iteration(
+        models, optimizers, _batch(root, 8), settings, augment, ("weak_images", "scene_weak"), 2
+    )
+    assert set(stats) == {"scene_weak", "scene_acc_weak"}
+    assert all(torch.equal(v, models.net.decoders.state_dict()[k]) for k, v in decoders.items())
+    assert all(torch.equal(v, models.refinement.state_dict()[k]) for k, v in refinement.items())
+    moved = [k for k, v in encoder.items() if not torch.equal(v, models.net.encoder.state_dict()[k])]
+    assert len(moved) > len(encoder) // 2
+
+
+VARIANTS = {
+    (): ("dense", "scene_real", "ssl_real", "gan", "weak_images", "scene_weak", "ssl_weak"),
+    ("mgm.ssl=recon",): ("dense", "scene_real", "ssl_real", "gan", "weak_images", "scene_weak", "ssl_weak"),
+    ("mgm.ssl=none",): ("dense", "scene_real", "gan", "weak_images", "scene_weak"),
+    ("mgm.refinement=false",): ("dense", "ssl_real", "gan", "weak_images", "ssl_weak"),
+    ("mgm.joint=false",): ("dense", "scene_real", "ssl_real", "weak_images", "scene_weak", "ssl_weak"),
+    ("mgm.weak=real",): ("dense", "scene_real", "ssl_real", "weak_images", "scene_weak", "ssl_weak"),
+    ("mgm.weak=none",): ("dense", "scene_real", "ssl_real"),
+    ("mgm.weak=none", "mgm.refinement=false", "mgm.ssl=none"): ("dense",),
+}
+PARTS_PRESENT = {
+    (): {"refinement", "ssl_head", "generator", "guide", "discriminator"},
+    ("mgm.ssl=recon",): {"refinement", "ssl_head", "generator", "guide", "discriminator"},
+    ("mgm.ssl=none",): {"refinement", "generator", "guide", "discriminator"},
+    ("mgm.refinement=false",): {"ssl_head", "generator", "guide", "discriminator"},
+    ("mgm.joint=false",): {"refinement", "ssl_head", "generator"},
+    ("mgm.weak=real",): {"refinement", "ssl_head"},
+    ("mgm.weak=none",): {"refinement", "ssl_head"},
+    ("mgm.weak=none", "mgm.refinement=false", "mgm.ssl=none"): set(),
+}
+
+
+@pytest.mark.parametrize("overrides", list(VARIANTS), ids=lambda o: ",".join(o) or "full")
+def test_variant_switches_run_and_skip_the_right_steps(root, overrides):
+    params, models, optimizers, settings, weak = _setup(root, *overrides)
+    steps = active_steps(params)
+    assert steps == VARIANTS[overrides]
+    assert set(models.parts()) == {"encoder", "decoders"} | PARTS_PRESENT[overrides]
+    generator = {k: v.clone() for k, v in models.generator.state_dict().items()} if models.generator else {}
+    timings: dict[str, float] = {}
+    torch.manual_seed(2)
+    stats = joint_iteration(
+        models, optimizers, _batch(root), settings, BatchAugment(32), steps, 0, weak, timings
+    )
+    assert list(timings) == list(steps)
+    produced = {
+        "scene_real": {"scene_real", "scene_acc_real"},
+        "ssl_real": {"ssl_real"},
+        "gan": {"d_loss", "d_real", "d_fake", "g_loss"},
+        "scene_weak": {"scene_weak", "scene_acc_weak"},
+        "ssl_weak": {"ssl_weak"},
+    }
+    wanted = {"dense", "dense_seg", "dense_depth", "dense_normal"}
+    for step in steps:
+        wanted |= produced.get(step, set())
+    assert set(stats) == wanted
+    if overrides == ("mgm.joint=false",):  # the pre-trained SAGAN stays frozen and in eval mode
+        assert not models.generator.training
+        assert all(torch.equal(v, models.generator.state_dict()[k]) for k, v in generator.items())
