@@ -143,7 +143,8 @@ class EvaluateParams(_Section):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     out: str = Field("reports", description="grids and evaluation.md")
     checkpoints: dict[str, str] = Field(
-        {"mgm-joint": "models/mgm/best.pt"}, description="more multi-task models to evaluate: name -> checkpoint (e.g. train_mgm's best.pt)"
+        {"mgm-joint": "models/mgm/best.pt"},
+        description="more multi-task models to evaluate: name -> checkpoint (e.g. train_mgm's best.pt)",
     )
 
 
@@ -159,18 +160,18 @@ class GanParams(_Section):
     attention_resolution: int = Field(32, ge=0, description="feature side with self-attention (0 = none)")
     g_lr: float = Field(1e-4, gt=0, description="TTUR: generator learning rate")
     d_lr: float = Field(4e-4, gt=0, description="TTUR: discriminator learning rate")
-    betas: tuple[float, float] = Field((0.9, 0.999), description="Adam betas (authors' code: 0.9, 0.999)")
-    d_steps: int = Field(1, ge=1, description="D updates per G update")
+    betas: tuple[float, float] = Field((0.0, 0.999), description="Adam betas (authors' code: 0.9, 0.999)")
+    d_steps: int = Field(2, ge=1, description="D updates per G update")
     instance_noise: float = Field(0.01, ge=0, description="std of Gaussian noise on every D input")
     diffaugment: list[Literal["color", "translation", "cutout"]] = Field(
-        [], description="DiffAugment policy on real and fake D inputs (e.g. [color, translation, cutout])"
+        ["color", "translation", "cutout"], description="DiffAugment policy on real and fake D inputs"
     )
     ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of G (warm-up: min(decay, (1+t)/(10+t)))")
-    steps: int = Field(1000, ge=1, description="G updates in total")
+    steps: int = Field(600, ge=1, description="G updates in total")
     batch_size: int = Field(16, ge=2)
     include_weak: bool = Field(False, description="also train on the weak split's images")
     sample_every: int = Field(100, ge=1, description="sample grid PNG every N steps")
-    fid_every: int = Field(100, ge=1, description="FID/KID every N steps (and at the last step)")
+    fid_every: int = Field(50, ge=1, description="FID/KID every N steps (and at the last step)")
     checkpoint_every: int = Field(100, ge=1, description="write last.pt every N steps")
     fid_images: int = Field(100, ge=2, description="generated images per FID/KID evaluation")
     fid_splits: list[Literal["train", "val", "test"]] = Field(["val", "test"], min_length=1)

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-import yaml
 from PIL import Image
 
 from flows.artifacts import artifact_key, flatten, images_markdown, metrics_table
@@ -143,17 +142,20 @@ def test_pipeline_flow_runs_every_stage_in_dvc_yaml_order(harness, project):
     assert [run["status"] for run in again.result()] == ["up to date"] * len(listed)
 
 
-def test_sweep_of_the_real_pipeline_needs_the_ratio_param(harness, project, capsys):
-    raw = yaml.safe_load((project / "params.yaml").read_text())
-    if "synthetic_ratio" in (raw.get("mix") or {}):  # the MGM stages have landed: sweep for real
-        rows = sweep_flow(str(project), [0.0, 0.5])
-        assert [row["ratio"] for row in rows] == [0.0, 0.5]
-        assert (project / "metrics" / "sweep" / "sweep.csv").is_file()
-        return
-    assert flow_cli(["flow", "sweep", "--repo", str(project), "--ratios", "0,0.5"]) == 2
-    err = capsys.readouterr().err
-    assert "mgm flow sweep: error:" in err and f"{RATIO_PARAM} is missing" in err
-    assert not list(experiments_by_name(show_experiments(project)))
+def test_sweep_over_the_real_pipeline(harness, project):
+    rows = sweep_flow(str(project), [0.0, 0.5])
+    assert [row["ratio"] for row in rows] == [0.0, 0.5]
+    assert (project / "metrics" / "sweep" / "sweep.csv").is_file()
+    at_zero, at_half = rows
+
+    def metrics(row, stem):
+        return {key.split(":", 1)[1]: value for key, value in row.items() if key.startswith(f"{stem}:")}
+
+    assert metrics(at_zero, "mt") and metrics(at_zero, "mt") == metrics(at_half, "mt")  # mt ignores the ratio
+    mgm_zero = {key: value for key, value in metrics(at_zero, "mgm").items() if key != "delta_m"}
+    mt_zero = {key: value for key, value in metrics(at_zero, "mt").items() if key != "delta_m"}
+    assert mgm_zero and mgm_zero == mt_zero  # ratio 0: train_mt@mgm is mt, step for step
+    assert metrics(at_half, "mgm") != metrics(at_zero, "mgm")
 
 
 # -- a stage that fails ---------------------------------------------------------------------------
