@@ -84,16 +84,28 @@ def shard_once(params: Params) -> None:
         shard_dataset(params, progress=False)
 
 
+def finished(params: Params, variant: str, folder: Path) -> bool:
+    """The variant's runs wrote their completion marker (then they are not touched again, even when
+    the training code changed since: the comparison keeps the models it measured)."""
+    from pipeline.train.multitask import COMPLETE_MARKER, model_runs
+
+    if variant in ("st", "mt"):
+        return all((run.folder / COMPLETE_MARKER).is_file() for run in model_runs(params, variant))
+    return (folder / "models" / variant / COMPLETE_MARKER).is_file()
+
+
 def train_variant(params: Params, variant: str, folder: Path) -> str | None:
     """Train one variant unless finished; return the checkpoint to evaluate for train_mgm variants."""
     from pipeline.train.multitask import train_variants
 
+    out = folder / "models" / variant
+    if finished(params, variant, folder):
+        return None if variant in ("st", "mt") else str(out / "best.pt")
     if variant in ("st", "mt"):
         train_variants(params, [variant], progress=False)
         return None
     from pipeline.train.mgm import train_mgm
 
-    out = folder / "models" / variant
     params = params.model_copy(update={"mgm": params.mgm.model_copy(update={"out": str(out)})})
     train_mgm(params, progress=False)
     return str(out / "best.pt")
@@ -125,6 +137,12 @@ def compare(args: argparse.Namespace) -> list[dict[str, Any]]:
     for fraction in args.fractions:
         for seed in args.seeds:
             folder = Path(args.work) / f"labels-{fraction:g}" / f"seed-{seed}"
+            saved = folder / "results.json"
+            if saved.is_file():
+                found = json.loads(saved.read_text())
+                if {row["variant"] for row in found} >= set(args.variants):
+                    rows += found
+                    continue
             base = [*args.set, f"mgm.gan_checkpoint={Path(args.gan).resolve()}"]
             params = run_params(base, folder, fraction, seed, [])
             shard_once(params)
@@ -147,11 +165,14 @@ def compare(args: argparse.Namespace) -> list[dict[str, Any]]:
                 print(f"labels {fraction:g} seed {seed}: {variant} {seconds[variant]} s", flush=True)
             results = evaluate_run(params, folder, checkpoints)
             tasks = list(params.model.tasks)
-            rows += [
+            found = [
                 {"fraction": fraction, "seed": seed, "variant": name, "seconds": seconds[name],
                  **primary(results[name], tasks)}
                 for name in ORDER if name in results
             ]  # fmt: skip
+            if {row["variant"] for row in found} == set(ORDER):
+                saved.write_text(json.dumps(found, indent=1))
+            rows += found
     return rows
 
 
@@ -186,13 +207,13 @@ def ratio_sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
                                 fraction, seed, extra)  # fmt: skip
             if ratio > 0 and not (synthetic / "mgm" / "provenance.json").is_file():
                 synthesize(params, progress=False)
-            train_variants(params, ["mgm"], progress=False)
-            from pipeline.evaluation import checkpoint_predictor  # noqa: F401  (import check)
-
-            params = params.model_copy(
-                update={"train_mt": params.train_mt.model_copy(update={"variants": ["mgm"]})}
-            )
+            if not (run / "mt-models" / "mgm" / "training.json").is_file():
+                train_variants(params, ["mgm"], progress=False)
             from pipeline.evaluation import evaluate
+
+            only_mgm = params.train_mt.model_copy(update={"variants": ["mgm"]})
+            no_others = params.evaluate.model_copy(update={"checkpoints": {}})
+            params = params.model_copy(update={"train_mt": only_mgm, "evaluate": no_others})
 
             result = evaluate(params, progress=False, metrics_dir=run / "metrics")["mgm"]
             done.parent.mkdir(parents=True, exist_ok=True)
@@ -214,8 +235,8 @@ def markdown(rows: Sequence[dict[str, Any]], tasks: Sequence[str], seeds: Sequen
         lines += [f"### {fraction:.0%} labels, {len(seeds)} seeds (mean ± std over seeds)", ""]
         header = [f"{task} {TASKS[task].primary_metric} ({'↓' if TASKS[task].lower_is_better else '↑'})"
                   for task in tasks]  # fmt: skip
-        lines += ["| variant | " + " | ".join(header) + " | Δm vs ST (%, ↑) | train s |",
-                  "|---|" + "---|" * (len(tasks) + 2)]  # fmt: skip
+        lines += ["| variant | " + " | ".join(header) + " | Δm vs ST (%, ↑) |",
+                  "|---|" + "---|" * (len(tasks) + 1)]  # fmt: skip
         for variant in ORDER:
             picked = [row for row in rows if row["fraction"] == fraction and row["variant"] == variant]
             if not picked:
@@ -223,12 +244,8 @@ def markdown(rows: Sequence[dict[str, Any]], tasks: Sequence[str], seeds: Sequen
             cells = [mean_std([row[task] for row in picked]) for task in tasks]
             delta = np.asarray([100 * row.get("delta_m", 0.0) for row in picked])
             std = f"{delta.std(ddof=1):.2f}" if len(delta) > 1 else "–"
-            seconds = np.mean([row["seconds"] for row in picked])
-            lines.append(
-                f"| {TITLES[variant]} | "
-                + " | ".join(cells)
-                + f" | {delta.mean():+.2f} ± {std} | {seconds:.0f} |"
-            )
+            row = " | ".join([TITLES[variant], *cells, f"{delta.mean():+.2f} ± {std}"])
+            lines.append(f"| {row} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -201,3 +201,33 @@ def test_bad_weak_set_or_refinement_is_a_clear_error(root, tmp_path):
     )  # fmt: skip
     history = _last(root / "noscene" / "models" / "mgm")["history"]
     assert "train_scene_loss" not in history[0] and history[0]["train_ssl_loss"] > 0
+
+
+def test_weak_scene_loss_updates_the_encoder_only():
+    from pipeline.models.multitask import build_multitask_net
+    from pipeline.models.refinement import RefinementNet
+    from pipeline.train.weak_losses import WeakLosses
+
+    torch.manual_seed(0)
+    net = build_multitask_net(
+        ["seg", "depth", "normal"], 5, encoder="halfwidth34", encoder_widths=[8, 8, 16, 16],
+        decoder_channels=[16, 8, 8, 8, 8],
+    )  # fmt: skip
+    refinement = (
+        RefinementNet(["seg", "depth", "normal"], 5, 3, width=4, hidden=8).eval().requires_grad_(False)
+    )
+    losses = WeakLosses(refinement, "none", None, None)
+    batch = {
+        "rgb": torch.rand(4, 3, 32, 32),
+        "scene": torch.tensor([0, 1, 2, 1]),
+        "labelled": torch.tensor([True, False, True, False]),
+    }
+    outputs = net(batch["rgb"])  # the dense forward of the whole batch (updates batch-norm statistics)
+    decoder_stats = [b.clone() for b in net.decoders.buffers()]
+    sums = losses(net, outputs, batch)
+    losses.combine(sums).backward()
+    assert all(p.grad is None for p in net.decoders.parameters())
+    assert all(p.grad is None for p in refinement.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.encoder.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(decoder_stats, net.decoders.buffers()))
+    assert int(sums["scene"].count) == 2

@@ -2,7 +2,8 @@
 
 * ``scene``: cross-entropy of the frozen refinement network R (from the ``train_mgm`` checkpoint
   ``mix.refinement``) applied to M's predictions of the weak images, against their scene labels. R
-  has no trainable parameter and stays in eval mode, so the gradient reaches M only.
+  and M's decoders are frozen for this loss, so it updates M's encoder only, as step 5 of the
+  joint loop does.
 * ``ssl``: the self-supervised loss of M's encoder (:func:`pipeline.train.ssl.ssl_loss`: SimCLR's
   NT-Xent on two augmented views, or reconstruction) on the weak images; its head trains with M.
 
@@ -22,7 +23,7 @@ from torch import Tensor, nn
 
 from pipeline.config import Params
 from pipeline.errors import ParamsError
-from pipeline.models.multitask import MultiTaskNet
+from pipeline.models.multitask import TASKS, MultiTaskNet
 from pipeline.models.refinement import RefinementNet, load_refinement
 from pipeline.train.checkpoint import CheckpointError, load_checkpoint
 from pipeline.train.losses import LossSum
@@ -70,6 +71,31 @@ def load_frozen_refinement(
     return net
 
 
+def encoder_only_predictions(
+    net: MultiTaskNet, images: Tensor, tasks: Sequence[str], rows: Tensor
+) -> dict[str, Tensor]:
+    """M's predictions of ``images[rows]`` through which a loss reaches the encoder only (step 5).
+
+    The encoder sees the whole batch (its batch norm needs more than one image); the decoders run
+    on the selected rows with their parameters out of the graph and in eval mode, so their
+    batch-norm statistics neither see nor learn from the weak images.
+    """
+    features = net.encoder(images)[rows]
+    size = (images.shape[-2], images.shape[-1])
+    predictions = {}
+    for task in tasks:
+        decoder = net.decoders[task]
+        flags, mode = [param.requires_grad for param in decoder.parameters()], decoder.training
+        decoder.requires_grad_(False).eval()
+        try:
+            predictions[task] = TASKS[task].activation(decoder(features, size))
+        finally:
+            decoder.train(mode)
+            for param, flag in zip(decoder.parameters(), flags):
+                param.requires_grad_(flag)
+    return predictions
+
+
 class WeakLosses(nn.Module):
     """The scene loss through a frozen R and/or the SSL loss on the weak rows of a mixed batch."""
 
@@ -114,7 +140,7 @@ class WeakLosses(nn.Module):
         if self.refinement is not None:
             total = zero
             if int(count):
-                predictions = {task: outputs[task][weak] for task in self.refinement.tasks}
+                predictions = encoder_only_predictions(net, batch["rgb"], self.refinement.tasks, weak)
                 logits = self.refinement(predictions).float()
                 total = F.cross_entropy(logits, batch["scene"][weak], reduction="sum")
             sums["scene"] = LossSum(total, count)
