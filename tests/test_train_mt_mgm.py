@@ -131,8 +131,8 @@ def test_weak_losses_reach_m_only_and_r_stays_frozen(root):
     weak.train()
     assert not weak.refinement.training and weak.ssl_head.training
     net.train()
-    outputs = net(batch["rgb"])
-    sums = weak(net, outputs, batch)
+    features = net.encoder(batch["rgb"])
+    sums = weak(net, features, batch)
     assert {name: int(value.count) for name, value in sums.items()} == {"scene": 4, "ssl": 4}
     weak.combine(sums).backward()
     assert all(not p.requires_grad and p.grad is None for p in weak.refinement.parameters())
@@ -141,8 +141,8 @@ def test_weak_losses_reach_m_only_and_r_stays_frozen(root):
     torch.optim.Adam([*net.parameters(), *weak.ssl_head.parameters()]).step()
     _assert_same_tensors(r_before, weak.refinement.state_dict())  # also its batch-norm statistics
     labelled_only = {k: v[batch["labelled"]] if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-    outputs = net(labelled_only["rgb"])
-    assert all(int(value.count) == 0 for value in weak(net, outputs, labelled_only).values())
+    features = net.encoder(labelled_only["rgb"])
+    assert all(int(value.count) == 0 for value in weak(net, features, labelled_only).values())
 
 
 def test_interrupted_mixed_run_resumes_to_the_same_weights(root):
@@ -222,9 +222,9 @@ def test_weak_scene_loss_updates_the_encoder_only():
         "scene": torch.tensor([0, 1, 2, 1]),
         "labelled": torch.tensor([True, False, True, False]),
     }
-    outputs = net(batch["rgb"])  # the dense forward of the whole batch (updates batch-norm statistics)
+    features = net.encoder(batch["rgb"])  # the dense forward's encoder pass over the whole batch
     decoder_stats = [b.clone() for b in net.decoders.buffers()]
-    sums = losses(net, outputs, batch)
+    sums = losses(net, features, batch)
     losses.combine(sums).backward()
     assert all(p.grad is None for p in net.decoders.parameters())
     assert all(p.grad is None for p in refinement.parameters())

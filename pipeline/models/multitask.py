@@ -229,8 +229,10 @@ class MultiTaskNet(nn.Module):
         self.tasks = list(decoders)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        features = self.encoder(x)
-        size = (x.shape[-2], x.shape[-1])
+        return self.decode(self.encoder(x), (x.shape[-2], x.shape[-1]))
+
+    def decode(self, features: Tensor, size: tuple[int, int]) -> dict[str, Tensor]:
+        """Every task's output from encoder features of images of ``size`` (what ``forward`` returns)."""
         return {
             task: TASKS[task].activation(decoder(features, size)) for task, decoder in self.decoders.items()
         }

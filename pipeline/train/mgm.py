@@ -99,20 +99,11 @@ def mgm_fingerprint(params: Params) -> str:
         "loss": {key: train_mt[key] for key in ("loss_weights", "weighting", "normal_loss")},
         "gan": training_config(params.gan),
         "data": data_fingerprint(params.shard.out),
-        "code": [code_fingerprint(), _mgm_code_fingerprint()],
+        "code": [code_fingerprint(), code_fingerprint(_MGM_CODE)],
     }
     if params.mgm.weak == "synthetic":
         payload["gan_checkpoint"] = file_sha256(params.mgm.gan_checkpoint)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def _mgm_code_fingerprint() -> str:
-    package = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for pattern in _MGM_CODE:
-        for path in sorted(package.glob(pattern)):
-            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 class WeakRealImages:

@@ -159,12 +159,13 @@ def data_fingerprint(folder: str | Path) -> str:
     return digest.hexdigest()
 
 
-def code_fingerprint() -> str:
-    """Hash of the code that defines training (models, losses, metrics, loop, reader): a checkpoint
-    written by other code is not resumed, as DVC reruns the stage when that code changes."""
+def code_fingerprint(patterns: Sequence[str] = _TRAINING_CODE) -> str:
+    """Hash of the code that defines training (files of ``pipeline/`` matching ``patterns``; default:
+    models, losses, metrics, loop, reader): a checkpoint written by other code is not resumed, as DVC
+    reruns the stage when that code changes."""
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for pattern in _TRAINING_CODE:
+    for pattern in patterns:
         for path in sorted(package.glob(pattern)):
             digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
@@ -216,14 +217,16 @@ class _Trainable(nn.Module):
         self.weak = weak
 
     def forward(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Any]]:
+        rgb = batch["rgb"]
         with self.autocast():
-            outputs = self.net(batch["rgb"])
+            features = self.net.encoder(rgb)
+            outputs = self.net.decode(features, (rgb.shape[-2], rgb.shape[-1]))
         sums = self.criterion.task_losses(outputs, batch)
         means = {task: value.mean() for task, value in sums.items()}
         loss = self.criterion.combine(means)
         if self.weak is not None:
             with self.autocast():
-                weak_sums = self.weak(self.net, outputs, batch)
+                weak_sums = self.weak(self.net, features, batch)
             loss = loss + self.weak.combine(weak_sums)
             sums |= weak_sums
         return loss, sums

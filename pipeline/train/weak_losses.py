@@ -72,16 +72,13 @@ def load_frozen_refinement(
 
 
 def encoder_only_predictions(
-    net: MultiTaskNet, images: Tensor, tasks: Sequence[str], rows: Tensor
+    net: MultiTaskNet, features: Tensor, size: tuple[int, int], tasks: Sequence[str]
 ) -> dict[str, Tensor]:
-    """M's predictions of ``images[rows]`` through which a loss reaches the encoder only (step 5).
+    """M's predictions from encoder ``features`` through which a loss reaches the encoder only (step 5).
 
-    The encoder sees the whole batch (its batch norm needs more than one image); the decoders run
-    on the selected rows with their parameters out of the graph and in eval mode, so their
-    batch-norm statistics neither see nor learn from the weak images.
+    The decoders run with their parameters out of the graph and in eval mode, so their batch-norm
+    statistics neither see nor learn from the weak images; the features keep their gradient path.
     """
-    features = net.encoder(images)[rows]
-    size = (images.shape[-2], images.shape[-1])
     predictions = {}
     for task in tasks:
         decoder = net.decoders[task]
@@ -129,10 +126,11 @@ class WeakLosses(nn.Module):
             self.refinement.eval()  # frozen: batch-norm statistics stay those of train_mgm
         return self
 
-    def forward(
-        self, net: MultiTaskNet, outputs: Mapping[str, Tensor], batch: Mapping[str, Any]
-    ) -> dict[str, LossSum]:
-        """Loss sums over the weak rows (``count`` = weak images; zero when the batch holds none)."""
+    def forward(self, net: MultiTaskNet, features: Tensor, batch: Mapping[str, Any]) -> dict[str, LossSum]:
+        """Loss sums over the weak rows (``count`` = weak images; zero when the batch holds none).
+
+        ``features`` are M's encoder features of the whole batch (computed once, with the dense losses).
+        """
         weak = ~batch["labelled"]
         count = weak.sum()
         zero = batch["rgb"].new_zeros(())
@@ -140,7 +138,8 @@ class WeakLosses(nn.Module):
         if self.refinement is not None:
             total = zero
             if int(count):
-                predictions = encoder_only_predictions(net, batch["rgb"], self.refinement.tasks, weak)
+                size = (batch["rgb"].shape[-2], batch["rgb"].shape[-1])
+                predictions = encoder_only_predictions(net, features[weak], size, self.refinement.tasks)
                 logits = self.refinement(predictions).float()
                 total = F.cross_entropy(logits, batch["scene"][weak], reduction="sum")
             sums["scene"] = LossSum(total, count)
