@@ -178,22 +178,29 @@ def step_dense(
     return {"dense": float(loss.detach()), **stats}
 
 
-def _scene_loss(models: JointModels, images: Tensor, labels: Tensor, weight: float) -> tuple[Tensor, Tensor]:
+def _scene_step(
+    models: JointModels,
+    optimizers: JointOptimizers,
+    images: Tensor,
+    labels: Tensor,
+    settings: StepSettings,
+    name: str,
+) -> dict[str, float]:
+    """Scene cross-entropy of R on M's predictions, applied to the parts ``STEP_PARTS[name]`` names."""
     assert models.refinement is not None
-    logits = models.refinement(models.net(images))
-    loss = weight * F.cross_entropy(logits, labels)
+    with updating(models, STEP_PARTS[name]):
+        logits = models.refinement(models.net(images))
+        loss = settings.scene_weight * F.cross_entropy(logits, labels)
+        apply_update(loss, optimizers, STEP_PARTS[name])
     accuracy = (logits.detach().argmax(dim=1) == labels).float().mean()
-    return loss, accuracy
+    return {name: float(loss.detach()), name.replace("scene_", "scene_acc_"): float(accuracy)}
 
 
 def step_scene_real(
     models: JointModels, optimizers: JointOptimizers, batch: Mapping[str, Any], settings: StepSettings
 ) -> dict[str, float]:
     """Step 2: R on M's predictions of the real batch, scene cross-entropy -> R + encoder."""
-    with updating(models, STEP_PARTS["scene_real"]):
-        loss, accuracy = _scene_loss(models, batch["rgb"], batch["scene"], settings.scene_weight)
-        apply_update(loss, optimizers, STEP_PARTS["scene_real"])
-    return {"scene_real": float(loss.detach()), "scene_acc_real": float(accuracy)}
+    return _scene_step(models, optimizers, batch["rgb"], batch["scene"], settings, "scene_real")
 
 
 def _ssl_step(
@@ -295,10 +302,7 @@ def step_scene_weak(
     models: JointModels, optimizers: JointOptimizers, images: Tensor, labels: Tensor, settings: StepSettings
 ) -> dict[str, float]:
     """Step 5: scene cross-entropy through R (frozen) on the weak images -> encoder only."""
-    with updating(models, STEP_PARTS["scene_weak"]):
-        loss, accuracy = _scene_loss(models, images, labels, settings.scene_weight)
-        apply_update(loss, optimizers, STEP_PARTS["scene_weak"])
-    return {"scene_weak": float(loss.detach()), "scene_acc_weak": float(accuracy)}
+    return _scene_step(models, optimizers, images, labels, settings, "scene_weak")
 
 
 def step_ssl_weak(
