@@ -16,7 +16,8 @@ import torch
 
 from bench._common import report
 from pipeline.config import load_params
-from pipeline.train.multitask import _Trainable, autocast_factory, build_loss, build_model, build_optimizer
+from pipeline.train.builders import autocast_factory, build_loss, build_model, build_optimizer
+from pipeline.train.multitask import _Trainable
 
 SETTINGS = {
     "fp32": (False, False),

@@ -23,8 +23,8 @@ from bench._common import report, rooms_shard_params
 from pipeline.config import load_params
 from pipeline.data.reader import ShardDataset, collate, read_summary
 from pipeline.data.sharding import shard_dataset
-from pipeline.evaluation import to_device
-from pipeline.train.gan import train_gan
+from pipeline.inference import to_device
+from pipeline.train.gan.loop import train_gan
 from pipeline.train.mgm_models import build_joint_models, build_optimizers
 from pipeline.train.mgm_steps import StepSettings, active_steps, joint_iteration
 from pipeline.train.ssl import BatchAugment

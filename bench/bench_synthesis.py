@@ -20,8 +20,9 @@ import torch
 from bench._common import report, timed
 from pipeline.config import load_params
 from pipeline.data.sharding import shard_dataset
+from pipeline.generators import allocate_labels, fixed_latents, load_generator, sagan_config
 from pipeline.synthesis import synthesize
-from pipeline.train.gan import allocate_labels, fixed_latents, load_generator, sagan_config, train_gan
+from pipeline.train.gan.loop import train_gan
 
 
 def main() -> None:

@@ -24,7 +24,8 @@ from bench._common import report
 from pipeline.config import load_params
 from pipeline.data.reader import ShardDataset, collate
 from pipeline.data.sharding import shard_dataset
-from pipeline.train.multitask import _Trainable, autocast_factory, build_loss, build_model, build_optimizer
+from pipeline.train.builders import autocast_factory, build_loss, build_model, build_optimizer
+from pipeline.train.multitask import _Trainable
 
 
 def make_step(params, num_classes: int):

@@ -23,7 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import report
 from pipeline.config import load_params
 from pipeline.data.reader import read_summary
-from pipeline.train.gan import RealBatches, build_models, sagan_config, train_step
+from pipeline.generators import sagan_config
+from pipeline.train.gan.batches import RealBatches
+from pipeline.train.gan.loop import build_models, train_step
 
 SETTINGS: dict[str, list[str]] = {
     "betas (0, 0.999), G 1e-4, D 4e-4": ["gan.betas=[0.0, 0.999]"],

@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.config import Params, load_params
-from pipeline.models.multitask import TASKS
+from pipeline.tasks.registry import TASKS
 
 VARIANTS: dict[str, list[str]] = {
     "mgm-nogen": ["mgm.weak=none"],
@@ -87,7 +87,8 @@ def shard_once(params: Params) -> None:
 def finished(params: Params, variant: str, folder: Path) -> bool:
     """The variant's runs wrote their completion marker (then they are not touched again, even when
     the training code changed since: the comparison keeps the models it measured)."""
-    from pipeline.train.multitask import COMPLETE_MARKER, model_runs
+    from pipeline.train.builders import model_runs
+    from pipeline.train.engine import COMPLETE_MARKER
 
     if variant in ("st", "mt"):
         return all((run.folder / COMPLETE_MARKER).is_file() for run in model_runs(params, variant))

@@ -17,6 +17,10 @@ from pipeline.errors import ParamsError
 
 DEFAULT_PARAMS_FILE = "params.yaml"
 
+RESUME_FREE: dict[str, Any] = {"resume_free": True}
+"""Marks a field a training run may change without restarting (where outputs go, how often it
+logs, which device or how many threads it uses): :func:`training_identity` leaves it out."""
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
@@ -100,7 +104,7 @@ class ModelParams(_Section):
     @field_validator("tasks")
     @classmethod
     def _tasks_are_registered(cls, tasks: list[str]) -> list[str]:
-        from pipeline.models.multitask import TASKS  # lazy: keeps torch out of plain params parsing
+        from pipeline.tasks.registry import TASKS
 
         unknown = [name for name in tasks if name not in TASKS]
         if unknown:
@@ -113,7 +117,9 @@ class ModelParams(_Section):
 class TrainMTParams(_Section):
     """The ``train_mt`` stage: single-task (``st``) and multi-task (``mt``) training on real shards."""
 
-    variants: list[Literal["st", "mt", "mgm"]] = Field(["st", "mt", "mgm"], min_length=1)
+    variants: list[Literal["st", "mt", "mgm"]] = Field(
+        ["st", "mt", "mgm"], min_length=1, json_schema_extra=RESUME_FREE
+    )
     epochs: int = Field(15, ge=1)
     batch_size: int = Field(16, ge=1)
     lr: float = Field(1e-3, gt=0)
@@ -125,14 +131,25 @@ class TrainMTParams(_Section):
     loss_weights: dict[str, float] = Field({}, description="task -> weight (default 1)")
     weighting: Literal["fixed", "uncertainty"] = "fixed"
     normal_loss: Literal["l1", "cosine"] = "l1"
-    workers: int = Field(0, ge=0, description="DataLoader worker processes (0 = in the training process)")
-    threads: int = Field(0, ge=0, description="torch CPU threads (0 = torch's default)")
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
-    channels_last: bool = False
-    bf16: bool = Field(False, description="bfloat16 autocast (CPU and GPU)")
+    workers: int = Field(
+        0,
+        ge=0,
+        description="DataLoader worker processes (0 = in the training process)",
+        json_schema_extra=RESUME_FREE,
+    )
+    threads: int = Field(
+        0, ge=0, description="torch CPU threads (0 = torch's default)", json_schema_extra=RESUME_FREE
+    )
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", json_schema_extra=RESUME_FREE)
+    channels_last: bool = Field(False, json_schema_extra=RESUME_FREE)
+    bf16: bool = Field(False, description="bfloat16 autocast (CPU and GPU)", json_schema_extra=RESUME_FREE)
     seed: int = Field(0, ge=0)
-    out: str = Field("models/mt", description="checkpoints go to <out>/<variant>[/<task>]")
-    plots: str = Field("plots/train_mt", description="per-epoch CSV per model for dvc plots")
+    out: str = Field(
+        "models/mt", description="checkpoints go to <out>/<variant>[/<task>]", json_schema_extra=RESUME_FREE
+    )
+    plots: str = Field(
+        "plots/train_mt", description="per-epoch CSV per model for dvc plots", json_schema_extra=RESUME_FREE
+    )
 
 
 class EvaluateParams(_Section):
@@ -167,26 +184,50 @@ class GanParams(_Section):
         ["color", "translation", "cutout"], description="DiffAugment policy on real and fake D inputs"
     )
     ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of G (warm-up: min(decay, (1+t)/(10+t)))")
-    steps: int = Field(600, ge=1, description="G updates in total")
+    steps: int = Field(600, ge=1, description="G updates in total", json_schema_extra=RESUME_FREE)
     batch_size: int = Field(16, ge=2)
     include_weak: bool = Field(False, description="also train on the weak split's images")
-    sample_every: int = Field(100, ge=1, description="sample grid PNG every N steps")
-    fid_every: int = Field(50, ge=1, description="FID/KID every N steps (and at the last step)")
-    checkpoint_every: int = Field(100, ge=1, description="write last.pt every N steps")
-    fid_images: int = Field(100, ge=2, description="generated images per FID/KID evaluation")
-    fid_splits: list[Literal["train", "val", "test"]] = Field(["val", "test"], min_length=1)
-    best_by: Literal["train", "val", "test"] = Field("val", description="split whose FID picks best.pt")
-    fid_extractor: Literal["inception", "tiny"] = Field(
-        "inception", description="inception: real FID/KID; tiny: fast test extractor (reported as fd_tiny)"
+    sample_every: int = Field(
+        100, ge=1, description="sample grid PNG every N steps", json_schema_extra=RESUME_FREE
     )
-    grid_columns: int = Field(8, ge=1, description="fixed-noise samples per scene row of the grid")
-    workers: int = Field(0, ge=0, description="DataLoader worker processes")
-    threads: int = Field(0, ge=0, description="torch CPU threads (0 = torch's default)")
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    fid_every: int = Field(
+        50, ge=1, description="FID/KID every N steps (and at the last step)", json_schema_extra=RESUME_FREE
+    )
+    checkpoint_every: int = Field(
+        100, ge=1, description="write last.pt every N steps", json_schema_extra=RESUME_FREE
+    )
+    fid_images: int = Field(
+        100, ge=2, description="generated images per FID/KID evaluation", json_schema_extra=RESUME_FREE
+    )
+    fid_splits: list[Literal["train", "val", "test"]] = Field(
+        ["val", "test"], min_length=1, json_schema_extra=RESUME_FREE
+    )
+    best_by: Literal["train", "val", "test"] = Field(
+        "val", description="split whose FID picks best.pt", json_schema_extra=RESUME_FREE
+    )
+    fid_extractor: Literal["inception", "tiny"] = Field(
+        "inception",
+        description="inception: real FID/KID; tiny: fast test extractor (reported as fd_tiny)",
+        json_schema_extra=RESUME_FREE,
+    )
+    grid_columns: int = Field(
+        8, ge=1, description="fixed-noise samples per scene row of the grid", json_schema_extra=RESUME_FREE
+    )
+    workers: int = Field(0, ge=0, description="DataLoader worker processes", json_schema_extra=RESUME_FREE)
+    threads: int = Field(
+        0, ge=0, description="torch CPU threads (0 = torch's default)", json_schema_extra=RESUME_FREE
+    )
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", json_schema_extra=RESUME_FREE)
     seed: int = Field(0, ge=0)
-    resume: bool = Field(True, description="continue from <out>/last.pt when it exists")
-    out: str = Field("models/gan", description="last.pt, best.pt, samples/")
-    plots: str = Field("plots/train_gan", description="history.csv (losses, FID, KID) for dvc plots")
+    resume: bool = Field(
+        True, description="continue from <out>/last.pt when it exists", json_schema_extra=RESUME_FREE
+    )
+    out: str = Field("models/gan", description="last.pt, best.pt, samples/", json_schema_extra=RESUME_FREE)
+    plots: str = Field(
+        "plots/train_gan",
+        description="history.csv (losses, FID, KID) for dvc plots",
+        json_schema_extra=RESUME_FREE,
+    )
 
     @model_validator(mode="after")
     def _best_by_is_tracked(self) -> GanParams:
@@ -247,15 +288,31 @@ class MgmParams(_Section):
     )
     refinement_width: int = Field(32, ge=1, description="R: channels of each per-task conv encoder")
     refinement_hidden: int = Field(256, ge=1, description="R: hidden units of its FC layers")
-    sample_every: int = Field(100, ge=1, description="sample grid PNG of G every N iterations")
-    grid_columns: int = Field(8, ge=1, description="grid columns (one guide image and latent each)")
-    workers: int = Field(0, ge=0, description="DataLoader worker processes")
-    threads: int = Field(0, ge=0, description="torch CPU threads (0 = torch's default)")
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    sample_every: int = Field(
+        100, ge=1, description="sample grid PNG of G every N iterations", json_schema_extra=RESUME_FREE
+    )
+    grid_columns: int = Field(
+        8, ge=1, description="grid columns (one guide image and latent each)", json_schema_extra=RESUME_FREE
+    )
+    workers: int = Field(0, ge=0, description="DataLoader worker processes", json_schema_extra=RESUME_FREE)
+    threads: int = Field(
+        0, ge=0, description="torch CPU threads (0 = torch's default)", json_schema_extra=RESUME_FREE
+    )
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", json_schema_extra=RESUME_FREE)
     seed: int = Field(0, ge=0)
-    resume: bool = Field(True, description="continue from <out>/last.pt (same params, data and code)")
-    out: str = Field("models/mgm", description="last.pt, best.pt, generator.pt, samples/")
-    plots: str = Field("plots/train_mgm", description="history.csv: per-epoch losses and val metrics")
+    resume: bool = Field(
+        True,
+        description="continue from <out>/last.pt (same params, data and code)",
+        json_schema_extra=RESUME_FREE,
+    )
+    out: str = Field(
+        "models/mgm", description="last.pt, best.pt, generator.pt, samples/", json_schema_extra=RESUME_FREE
+    )
+    plots: str = Field(
+        "plots/train_mgm",
+        description="history.csv: per-epoch losses and val metrics",
+        json_schema_extra=RESUME_FREE,
+    )
 
 
 class MixParams(_Section):
@@ -404,6 +461,20 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
             raise ParamsError(f"--set {key}: {'.'.join(parts[: depth + 1])} is not a section")
         node = child
     node[parts[-1]] = value
+
+
+def training_identity(section: BaseModel) -> dict[str, Any]:
+    """The values of ``section`` that decide a training trajectory: every field but those marked
+    :data:`RESUME_FREE` (nested sections recursively). A checkpoint resumes only under equal values."""
+    dumped = section.model_dump(mode="json")
+    values: dict[str, Any] = {}
+    for name, info in type(section).model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if extra.get("resume_free"):
+            continue
+        value = getattr(section, name)
+        values[name] = training_identity(value) if isinstance(value, BaseModel) else dumped[name]
+    return values
 
 
 def params_to_dict(params: Params) -> dict[str, Any]:

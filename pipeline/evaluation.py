@@ -10,7 +10,6 @@ normal angle) with the single-task models, as in the paper.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,75 +18,18 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from pipeline.atomic import write_bytes_atomic
+from pipeline.checkpoint import CheckpointError, load_checkpoint, load_state_strict
 from pipeline.config import Params
 from pipeline.data.reader import ShardDataset, collate, read_summary
 from pipeline.data.schema import IGNORE_LABEL
 from pipeline.errors import ParamsError
-from pipeline.metrics.dense import LossMeter, delta_m
-from pipeline.models.multitask import TASKS
-from pipeline.train.checkpoint import CheckpointError, load_checkpoint, load_state_strict
+from pipeline.inference import evaluate_outputs, fixed_samples
+from pipeline.metrics.dense import delta_m
+from pipeline.tasks.registry import TASKS
 from pipeline.train.history import write_metrics_json
 from pipeline.viz import class_palette, colorize_depth, colorize_normal, colorize_seg, save_image
-
-Predictor = Callable[[Tensor], Mapping[str, Tensor]]
-
-
-def to_device(batch: Mapping[str, Any], device: torch.device, channels_last: bool = False) -> dict[str, Any]:
-    """Move the tensors of a batch to ``device`` (the RGB input in channels-last when asked)."""
-    moved = {
-        name: value.to(device, non_blocking=True) if isinstance(value, Tensor) else value
-        for name, value in batch.items()
-    }
-    if channels_last:
-        moved["rgb"] = moved["rgb"].contiguous(memory_format=torch.channels_last)
-    return moved
-
-
-@torch.no_grad()
-def evaluate_outputs(
-    predictor: nn.Module | Predictor,
-    loader: DataLoader,
-    tasks: Sequence[str],
-    num_classes: int,
-    device: torch.device,
-    *,
-    normal_kind: str = "l1",
-    channels_last: bool = False,
-    bf16: bool = False,
-    progress: bool = False,
-    desc: str = "evaluate",
-) -> dict[str, dict[str, float]]:
-    """Metrics and mean loss per task over everything ``loader`` yields (summed over DDP ranks).
-
-    ``predictor`` maps an RGB batch to ``{task: output}`` like :class:`MultiTaskNet`.
-    """
-    was_training = isinstance(predictor, nn.Module) and predictor.training
-    if isinstance(predictor, nn.Module):
-        predictor.eval()
-    meters = {task: TASKS[task].meter(num_classes) for task in tasks}
-    losses = {task: LossMeter() for task in tasks}
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
-        batch = to_device(batch, device, channels_last)
-        with autocast:
-            outputs = predictor(batch["rgb"])
-        for task in tasks:
-            spec = TASKS[task]
-            output = outputs[task].float()
-            meters[task].update(spec.predict(output), batch[spec.target])
-            total, count = spec.loss(output, batch, normal_kind)
-            losses[task].update(total, count)
-    if was_training:
-        predictor.train()
-    results = {}
-    for task in tasks:
-        meters[task].all_reduce()
-        losses[task].all_reduce()
-        results[task] = {**meters[task].compute(), **losses[task].compute()}
-    return results
 
 
 class TrivialPredictor(nn.Module):
@@ -159,7 +101,8 @@ class Ensemble(nn.Module):
 
 def variant_predictor(params: Params, variant: str, num_classes: int) -> nn.Module:
     """The trained ``st`` ensemble or ``mt`` model (``best.pt`` of each finished run)."""
-    from pipeline.train.multitask import COMPLETE_MARKER, build_model, model_runs
+    from pipeline.train.builders import build_model, model_runs
+    from pipeline.train.engine import COMPLETE_MARKER
 
     def build(tasks: Sequence[str], classes: int) -> nn.Module:
         return build_model(params, tasks, classes)
@@ -179,21 +122,11 @@ def variant_predictor(params: Params, variant: str, num_classes: int) -> nn.Modu
 
 def checkpoint_predictor(params: Params, name: str, path: str | Path, num_classes: int) -> nn.Module:
     """A multi-task model from any checkpoint in ``train_mt``'s format (``evaluate.checkpoints``)."""
-    from pipeline.train.multitask import build_model
+    from pipeline.train.builders import build_model
 
     if not Path(path).is_file():
         raise CheckpointError(f"evaluate.checkpoints.{name}: {path} does not exist; train it first")
     return load_trained(path, params.model.tasks, lambda t, c: build_model(params, t, c), num_classes)
-
-
-def fixed_samples(folder: str | Path, split: str, count: int) -> dict[str, Any]:
-    """The first ``count`` samples of ``split`` in shard order (the same every run), collated."""
-    items = []
-    for item in ShardDataset(folder, split):
-        items.append(item)
-        if len(items) == count:
-            break
-    return collate(items)
 
 
 def _colour(task: str, value: np.ndarray, palette: np.ndarray, depth_max: float) -> np.ndarray:
@@ -322,7 +255,7 @@ def evaluate(params: Params, *, progress: bool = True, metrics_dir: str | Path =
     Writes ``<metrics_dir>/<variant>.json`` (and ``trivial.json``), ``<evaluate.out>/grid_<variant>.png``
     and ``<evaluate.out>/evaluation.md``; returns all results.
     """
-    from pipeline.train.runtime import select_device
+    from pipeline.runtime import select_device
 
     cfg = params.evaluate
     device = select_device(cfg.device)

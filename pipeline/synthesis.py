@@ -39,28 +39,14 @@ from pipeline.data.reader import read_summary
 from pipeline.data.schema import Sample, validate_sample
 from pipeline.data.sharding import SUMMARY_NAME, _SplitStats, shard_bounds, write_split
 from pipeline.errors import OutputExistsError, ParamsError
-from pipeline.train.gan import (
-    allocate_labels,
-    fixed_latents,
-    real_label_counts,
-    sagan_config,
-    to_uint8,
-)
-from pipeline.train.mgm_generator import keys_sha256, load_synthesis_generator
-from pipeline.train.runtime import select_device
+from pipeline.generators import allocate_labels, fixed_latents, real_label_counts, sagan_config, to_uint8
+from pipeline.guidance import keys_sha256, load_synthesis_generator
+from pipeline.hashing import file_sha256
+from pipeline.runtime import select_device
 
 SPLIT = "synthetic"
 PROVENANCE_NAME = "provenance.json"
 WRITER_ID = "mgm-pipeline synthesize"
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def synthetic_count(params: Params, real_train_images: int) -> int:

@@ -175,16 +175,21 @@ def save_image(image: Image.Image, path: str | Path) -> Path:
     return path
 
 
-def rooms_preview(path: str | Path, resolution: int = 128, seed: int = 0, per_scene: int = 2) -> Path:
-    """Write a grid of ``per_scene`` rooms of every scene type (the picture in ``docs/``)."""
-    from pipeline.data.rooms import SCENE_TYPES, render_room, scene_type_of
-
-    chosen: dict[int, list[int]] = {scene: [] for scene in range(len(SCENE_TYPES))}
-    index = 0
-    while any(len(found) < per_scene for found in chosen.values()):
-        found = chosen[scene_type_of(seed, index)]
-        if len(found) < per_scene:
-            found.append(index)
-        index += 1
-    samples = [render_room(seed, i, resolution) for scene in sorted(chosen) for i in chosen[scene]]
-    return save_image(sample_grid(samples, scene_names=SCENE_TYPES), path)
+def scene_grid(images: np.ndarray, columns: int, scene_names: Sequence[str]) -> Image.Image:
+    """A grid with one labelled row per scene (``images`` row-major, ``columns`` per row)."""
+    rows = len(scene_names)
+    side = images.shape[1]
+    cell = max(side, 64)
+    label_w, gap = 96, 2
+    grid = Image.new("RGB", (label_w + columns * (cell + gap), rows * (cell + gap)), (255, 255, 255))
+    draw = ImageDraw.Draw(grid)
+    font = ImageFont.load_default()
+    for row, name in enumerate(scene_names):
+        top = row * (cell + gap)
+        draw.text((4, top + cell // 2 - 6), str(name), fill=(0, 0, 0), font=font)
+        for col in range(columns):
+            tile = Image.fromarray(images[row * columns + col])
+            if side != cell:
+                tile = tile.resize((cell, cell), Image.Resampling.NEAREST)
+            grid.paste(tile, (label_w + col * (cell + gap), top))
+    return grid

@@ -11,6 +11,11 @@ COMMANDS: dict[str, str] = {
 }
 """Sub-commands of ``mgm``: name -> one-line description (module ``stages.<name>``)."""
 
+TOOL_COMMANDS: dict[str, str] = {
+    "deps": "Set each DVC stage's code deps in dvc.yaml to the files its entry point imports (--check).",
+}
+"""Sub-commands of ``mgm`` that maintain the project rather than run a stage (module ``stages.<name>``)."""
+
 FLOW_COMMANDS: dict[str, str] = {
     "flow": "Prefect flows over the DVC stages: `mgm flow run`, `mgm flow sweep --ratios 0,0.5,1`.",
     "ui": "Start a local Prefect server and UI on 127.0.0.1 (`--port`, Ctrl-C stops it).",

@@ -6,12 +6,13 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from stages import COMMANDS, FLOW_COMMANDS
+from stages import COMMANDS, FLOW_COMMANDS, TOOL_COMMANDS
 
 
 def usage() -> str:
     lines = ["usage: mgm <command> [--params FILE] [--set KEY=VALUE ...] [options]", "", "commands:"]
-    lines += [f"  {name:<10} {description}" for name, description in {**COMMANDS, **FLOW_COMMANDS}.items()]
+    commands = {**COMMANDS, **TOOL_COMMANDS, **FLOW_COMMANDS}
+    lines += [f"  {name:<10} {description}" for name, description in commands.items()]
     lines += ["", "`mgm <command> --help` shows a command's options."]
     return "\n".join(lines)
 
@@ -29,6 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     name, rest = args[0], args[1:]
     if name in FLOW_COMMANDS:
         return importlib.import_module("flows.cli").main(args, prog="mgm")
+    if name in TOOL_COMMANDS:
+        return importlib.import_module(f"stages.{name}").main(rest, prog=f"mgm {name}")
     if name not in COMMANDS:
         print(f"mgm: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2

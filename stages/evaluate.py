@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(params: Params, args: argparse.Namespace) -> None:
     from pipeline.evaluation import evaluate
-    from pipeline.models.multitask import TASKS
+    from pipeline.tasks.registry import TASKS
 
     results = evaluate(params, progress=not args.quiet, metrics_dir=args.metrics_dir)
     for name, value in results.items():

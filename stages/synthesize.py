@@ -9,9 +9,9 @@ from pathlib import Path
 
 from pipeline.config import Params
 from pipeline.metrics.fid import compare_shard_sets, make_extractor
+from pipeline.runtime import select_device
 from pipeline.synthesis import SPLIT, synthesize
 from pipeline.train.history import write_metrics_json
-from pipeline.train.runtime import select_device
 from stages import COMMANDS
 from stages._common import build_parser, run_stage
 

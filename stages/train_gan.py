@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.config import Params
-from pipeline.train.gan import train_gan
+from pipeline.train.gan.loop import train_gan
 from pipeline.train.history import write_metrics_json
 from stages import COMMANDS
 from stages._common import build_parser, run_stage

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pipeline.config import Params, load_params
 from pipeline.data.sharding import shard_dataset
-from pipeline.train.gan import train_gan
+from pipeline.train.gan.loop import train_gan
 from tests._gan import TINY_GAN
 from tests._tiny_mt import TINY_MODEL
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.train.diffaugment import color, cutout, diff_augment, translation
+from pipeline.train.gan.diffaugment import color, cutout, diff_augment, translation
 
 
 def test_policy_keeps_shape_and_passes_gradients():

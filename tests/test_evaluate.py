@@ -8,10 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
+from pipeline.checkpoint import CheckpointError
 from pipeline.data.reader import ShardDataset
 from pipeline.evaluation import TrivialPredictor, evaluate
-from pipeline.train.checkpoint import CheckpointError
-from pipeline.train.multitask import COMPLETE_MARKER, train_mt
+from pipeline.train.engine import COMPLETE_MARKER
+from pipeline.train.multitask import train_mt
 from tests._tiny_mt import tiny_params, tiny_shards
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.train.losses import MultiTaskLoss, depth_loss, normal_loss, seg_loss
+from pipeline.tasks.losses import MultiTaskLoss, depth_loss, normal_loss, seg_loss
 
 
 def test_seg_cross_entropy_ignores_label_255():
@@ -62,7 +62,7 @@ def test_fixed_weights_and_uncertainty_weighting():
 
 
 def test_task_losses_use_the_registry_functions():
-    from pipeline.models.multitask import TASKS
+    from pipeline.tasks.registry import TASKS
 
     loss = MultiTaskLoss(["depth"], {"depth": TASKS["depth"].loss})
     batch = {"depth": torch.ones(1, 1, 2, 2), "depth_valid": torch.ones(1, 1, 2, 2, dtype=torch.bool)}

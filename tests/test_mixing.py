@@ -17,8 +17,8 @@ from pipeline.data.reader import ShardDataset, collate
 from pipeline.data.sharding import shard_dataset
 from pipeline.errors import ParamsError, ShardError
 from pipeline.synthesis import synthesize
-from pipeline.train.gan import train_gan
-from pipeline.train.losses import MultiTaskLoss, depth_loss, normal_loss, seg_loss
+from pipeline.tasks.losses import MultiTaskLoss, depth_loss, normal_loss, seg_loss
+from pipeline.train.gan.loop import train_gan
 from tests._gan import make_real_shards
 from tests._gan import tiny_params as gan_params
 from tests._sources import GradientSource

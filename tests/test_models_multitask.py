@@ -8,17 +8,11 @@ import pytest
 import torch
 from torch import nn
 
+from pipeline.checkpoint import CheckpointError
 from pipeline.config import load_params
 from pipeline.errors import ParamsError
-from pipeline.models.multitask import (
-    TASKS,
-    HalfWidthEncoder,
-    MultiTaskNet,
-    ResNet18Encoder,
-    build_multitask_net,
-    task_spec,
-)
-from pipeline.train.checkpoint import CheckpointError
+from pipeline.models.multitask import HalfWidthEncoder, MultiTaskNet, ResNet18Encoder, build_multitask_net
+from pipeline.tasks.registry import TASKS, task_spec
 
 
 def test_outputs_per_task_at_input_size():

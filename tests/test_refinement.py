@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pipeline.checkpoint import CheckpointError
 from pipeline.errors import ParamsError
 from pipeline.models.multitask import build_multitask_net
 from pipeline.models.refinement import RefinementNet, load_refinement, refinement_entry
-from pipeline.train.checkpoint import CheckpointError
 
 TASKS = ["seg", "depth", "normal"]
 NUM_CLASSES = 13

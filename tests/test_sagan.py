@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from pipeline.models.sagan import SaganConfig, SelfAttention, build_sagan
-from pipeline.train.gan import hinge_d_loss, hinge_g_loss
+from pipeline.train.gan.adversarial import hinge_d_loss, hinge_g_loss
 
 
 @pytest.mark.parametrize("resolution", [32, 64, 128])

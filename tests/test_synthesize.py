@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
+from pipeline.checkpoint import CheckpointError
 from pipeline.data.manifest import read_manifest
 from pipeline.data.reader import ShardDataset
 from pipeline.errors import OutputExistsError, ParamsError
-from pipeline.synthesis import file_sha256, synthesize
-from pipeline.train.checkpoint import CheckpointError
-from pipeline.train.gan import train_gan
+from pipeline.hashing import file_sha256
+from pipeline.synthesis import synthesize
+from pipeline.train.gan.loop import train_gan
 from stages.cli import main as mgm_main
 from tests._files import file_hashes
 from tests._gan import make_real_shards, tiny_params

@@ -9,18 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.train.checkpoint import CheckpointError, load_checkpoint
-from pipeline.train.gan import (
-    RealBatches,
-    allocate_labels,
-    build_models,
-    ema_decay_at,
-    hinge_d_loss,
-    load_generator,
-    sagan_config,
-    train_gan,
-    train_step,
-)
+from pipeline.checkpoint import CheckpointError, load_checkpoint
+from pipeline.generators import allocate_labels, load_generator, sagan_config
+from pipeline.train.gan.adversarial import ema_decay_at, hinge_d_loss
+from pipeline.train.gan.batches import RealBatches
+from pipeline.train.gan.loop import build_models, train_gan, train_step
 from tests._gan import make_real_shards, tiny_params
 
 
@@ -93,7 +86,7 @@ def _rows(path):
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(stream)]
 
 
-def test_train_gan_outputs_and_exact_resume(real_root):
+def test_train_gan_outputs(real_root):
     straight = _run(real_root, "straight", 4)
     assert straight["steps"] == 4 and straight["extractor"] == "tiny"
     assert straight["floor"]["pair"] == "val-test" and "fd_tiny" in straight["floor"]
@@ -106,24 +99,15 @@ def test_train_gan_outputs_and_exact_resume(real_root):
     header = (out / "plots" / "history.csv").read_text().splitlines()[0].split(",")
     assert {"fd_tiny_val", "kd_tiny_val", "fd_tiny_test", "d_loss", "g_loss"} <= set(header)
     assert not any(name.startswith("fid") for name in header)
-
-    _run(real_root, "resumed", 2)
-    resumed = _run(real_root, "resumed", 4)
-    assert resumed["steps"] == 4
-    a = load_checkpoint(out / "last.pt")
-    b = load_checkpoint(real_root / "resumed" / "last.pt")
-    for part in ("generator", "discriminator", "generator_ema"):
-        assert a[part].keys() == b[part].keys()
-        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
-    assert _rows(out / "plots" / "history.csv") == _rows(real_root / "resumed" / "plots" / "history.csv")
+    # exact resume after a kill: tests/test_training_resume.py (every training stage)
 
 
 def test_other_params_start_afresh_with_a_notice(real_root, capsys):
     _run(real_root, "changed", 2)
     again = _run(real_root, "changed", 2, "gan.g_width=8", "gan.d_lr=0.001")
     err = capsys.readouterr().err
-    assert "starting afresh" in err and "g_width: checkpoint 4 vs params 8" in err
-    assert "d_lr: checkpoint 0.0004 vs params 0.001" in err
+    assert "training afresh" in err and "gan.g_width: checkpoint 4 vs params 8" in err
+    assert "gan.d_lr: checkpoint 0.0004 vs params 0.001" in err
     assert again["steps"] == 2
     assert load_checkpoint(real_root / "changed" / "last.pt")["config"]["sagan"]["g_width"] == 8
 

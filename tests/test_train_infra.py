@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from pipeline.train.checkpoint import (
+from pipeline.checkpoint import (
     CheckpointError,
     load_checkpoint,
     load_state_strict,

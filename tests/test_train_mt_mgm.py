@@ -10,6 +10,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
+from pipeline.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pipeline.config import load_params, params_to_dict
 from pipeline.data.manifest import read_manifest
 from pipeline.data.mixing import MixedShardDataset
@@ -17,8 +18,9 @@ from pipeline.data.reader import collate, read_summary
 from pipeline.data.sharding import shard_dataset
 from pipeline.errors import ParamsError, ShardError
 from pipeline.models.refinement import RefinementNet, refinement_entry
-from pipeline.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from pipeline.train.multitask import COMPLETE_MARKER, build_model, model_runs, run_fingerprint, train_mt
+from pipeline.train.builders import build_model, model_runs
+from pipeline.train.engine import COMPLETE_MARKER
+from pipeline.train.multitask import run_fingerprint, train_mt
 from pipeline.train.weak_losses import build_weak_losses
 from stages.train_mt import main as train_mt_main
 from tests._tiny_mt import tiny_params
@@ -79,7 +81,7 @@ def test_ratio_zero_reproduces_mt(root):
     _assert_same_tensors(mt["model"], mgm["model"])
     for index in mt["optimizer"]["state"]:
         _assert_same_tensors(mt["optimizer"]["state"][index], mgm["optimizer"]["state"][index])
-    assert mt["history"] == mgm["history"] and "ssl_head" not in mgm
+    assert mt["engine"]["history"] == mgm["engine"]["history"] and "ssl_head" not in mgm
     assert summary["steps"] == 2 * 2  # 8 labelled, batch 4: no weak sample was added
     assert (root / "zero" / "models" / "mgm" / COMPLETE_MARKER).is_file()
     assert (root / "zero" / "plots" / "mgm" / "mgm.csv").read_text() == (
@@ -106,7 +108,7 @@ def test_mixed_run_trains_on_weak_samples_through_the_stage(root, tmp_path):
     last = _last(folder)
     assert last["step"] == 2 * 4  # 8 labelled + 8 weak per epoch, batch 4
     assert set(last["ssl_head"]) == {"project.weight", "project.bias"}
-    for row in last["history"]:
+    for row in last["engine"]["history"]:
         assert row["train_scene_loss"] > 0 and row["train_ssl_loss"] > 0
     labelled, weak = _keys_of(root / "real", "train"), _keys_of(root / "real", "weak")
     for epoch in (1, 2):
@@ -143,19 +145,6 @@ def test_weak_losses_reach_m_only_and_r_stays_frozen(root):
     labelled_only = {k: v[batch["labelled"]] if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
     features = net.encoder(labelled_only["rgb"])
     assert all(int(value.count) == 0 for value in weak(net, features, labelled_only).values())
-
-
-def test_interrupted_mixed_run_resumes_to_the_same_weights(root):
-    overrides = ("mix.synthetic_ratio=0.5", "mix.ssl=recon", "train_mt.epochs=2", "train_mt.seed=4")
-    train_mt(_params(root, "whole", *overrides), "mgm", progress=False)
-    parts = _params(root, "parts", *overrides)
-    assert train_mt(parts, "mgm", progress=False, max_epochs=1)["mgm"]["epochs_done"] == 1
-    torch.manual_seed(99)  # a resumed process starts from another RNG state: it must not matter
-    train_mt(parts, "mgm", progress=False)
-    whole, resumed = _last(root / "whole" / "models" / "mgm"), _last(root / "parts" / "models" / "mgm")
-    _assert_same_tensors(whole["model"], resumed["model"])
-    _assert_same_tensors(whole["ssl_head"], resumed["ssl_head"])
-    assert whole["history"] == resumed["history"] and whole["step"] == 2 * 3  # 8 + 4 weak per epoch
 
 
 def test_fingerprint_covers_mix_params_weak_data_and_r(root, tmp_path):
@@ -199,7 +188,7 @@ def test_bad_weak_set_or_refinement_is_a_clear_error(root, tmp_path):
                 f"mix.refinement={tmp_path / 'none.pt'}"),
         "mgm", progress=False,
     )  # fmt: skip
-    history = _last(root / "noscene" / "models" / "mgm")["history"]
+    history = _last(root / "noscene" / "models" / "mgm")["engine"]["history"]
     assert "train_scene_loss" not in history[0] and history[0]["train_ssl_loss"] > 0
 
 

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from pipeline.data.rooms import SCENE_TYPES, render_room
+from pipeline.data.rooms.preview import rooms_preview
 from pipeline.data.schema import Sample
 from pipeline.viz import (
     GRID_GAP,
@@ -21,7 +22,6 @@ from pipeline.viz import (
     colorize_depth,
     colorize_normal,
     colorize_seg,
-    rooms_preview,
     sample_grid,
     save_image,
 )

@@ -52,6 +52,9 @@ MAT_DATASETS = ("images", "depths", "labels", "sceneTypes")
 # ---------------------------------------------------------------------------------------------
 # Tables
 
+__data_files__ = ("tables/nyuv2.json",)
+"""Read at run time (:func:`nyu_tables`): part of this module's code for DVC and resume."""
+
 
 @lru_cache(maxsize=1)
 def nyu_tables() -> dict[str, Any]:

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from pipeline.models.multitask import task_spec
-from pipeline.train.checkpoint import CheckpointError, load_state_strict
+from pipeline.checkpoint import CheckpointError, load_state_strict
+from pipeline.tasks.registry import task_spec
 
 ENCODER_STAGES = 3
 CONFIG_KEYS = ("tasks", "num_classes", "num_scenes", "width", "hidden")

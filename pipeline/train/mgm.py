@@ -17,17 +17,15 @@ Each labelled batch of the real ``train`` split runs the steps of
 
 ``mgm.plots``/``history.csv`` has one row per epoch (mean step losses, validation metrics, score).
 
-Resume: as ``train_mt``, at epoch boundaries. The data order is a function of ``(seed, epoch)``
-and the RNG states are restored, so on CPU a resumed run ends with the same weights as an
-uninterrupted one. A ``last.pt`` from other params, data, GAN checkpoint or code is not resumed.
+It runs on the training engine (:mod:`pipeline.train.engine`), one unit per epoch, as ``train_mt``
+does. The data order is a function of ``(seed, epoch)`` and the RNG states are restored, so on CPU
+a resumed run ends with the same weights as an uninterrupted one. A ``last.pt`` from other params,
+data, GAN checkpoint or code is not resumed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -38,72 +36,54 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pipeline.atomic import write_json_atomic
-from pipeline.config import Params, params_to_dict
+from pipeline.checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
+from pipeline.config import Params, params_to_dict, training_identity
 from pipeline.data.reader import ShardDataset, collate, read_summary
 from pipeline.errors import ParamsError
-from pipeline.evaluation import evaluate_outputs, fixed_samples, to_device
-from pipeline.synthesis import file_sha256
-from pipeline.train.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    load_state_strict,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
+from pipeline.generators import fixed_latents, generate
+from pipeline.hashing import file_sha256, shard_set_fingerprint
+from pipeline.inference import evaluate_outputs, fixed_samples, to_device
+from pipeline.runtime import runtime_session
+from pipeline.train.builders import selection_score
+from pipeline.train.engine import (
+    COMPLETE_MARKER,
+    Engine,
+    EngineState,
+    Fingerprint,
+    RunSpec,
+    TrainingError,
+    UnitResult,
+    public_history,
 )
-from pipeline.train.gan import fixed_latents, generate, scene_grid, training_config
-from pipeline.train.history import write_history_csv
-from pipeline.train.mgm_generator import generator_export, snapshot
 from pipeline.train.mgm_models import (
     JointModels,
-    JointOptimizers,
     build_joint_models,
     build_optimizers,
     trains_generator,
 )
+from pipeline.train.mgm_snapshot import generator_export, snapshot
 from pipeline.train.mgm_steps import StepSettings, active_steps, joint_iteration, needs_weak_real
-from pipeline.train.multitask import (
-    TrainingError,
-    code_fingerprint,
-    data_fingerprint,
-    selection_score,
-)
-from pipeline.train.runtime import start_runtime, stop_runtime
 from pipeline.train.ssl import BatchAugment
-from pipeline.viz import save_image
+from pipeline.viz import save_image, scene_grid
 
-COMPLETE_MARKER = "training.json"
+__all__ = ["COMPLETE_MARKER", "GENERATOR_NAME", "mgm_fingerprint", "train_mgm"]
+
 GENERATOR_NAME = "generator.pt"
-_NOT_FINGERPRINTED = (
-    "workers",
-    "threads",
-    "device",
-    "resume",
-    "out",
-    "plots",
-    "sample_every",
-    "grid_columns",
-)
-_MGM_CODE = ("models/*.py", "train/mgm*.py", "train/ssl.py")
 
 
-def mgm_fingerprint(params: Params) -> str:
+def mgm_fingerprint(params: Params) -> Fingerprint:
     """What ``last.pt`` must share with this run to be resumed: params, data, GAN checkpoint, code."""
-    everything = params_to_dict(params)
-    cfg = {k: v for k, v in everything["mgm"].items() if k not in _NOT_FINGERPRINTED}
-    train_mt = everything["train_mt"]
-    payload: dict[str, Any] = {
-        "mgm": cfg,
-        "model": everything["model"],
+    train_mt = params_to_dict(params)["train_mt"]
+    identity: dict[str, Any] = {
+        "mgm": training_identity(params.mgm),
+        "model": training_identity(params.model),
         "loss": {key: train_mt[key] for key in ("loss_weights", "weighting", "normal_loss")},
-        "gan": training_config(params.gan),
-        "data": data_fingerprint(params.shard.out),
-        "code": [code_fingerprint(), code_fingerprint(_MGM_CODE)],
+        "gan": training_identity(params.gan),
     }
+    data = {"shards": shard_set_fingerprint(params.shard.out)}
     if params.mgm.weak == "synthetic":
-        payload["gan_checkpoint"] = file_sha256(params.mgm.gan_checkpoint)
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        data["gan_checkpoint"] = file_sha256(params.mgm.gan_checkpoint)
+    return Fingerprint(identity, data, (__name__,))
 
 
 class WeakRealImages:
@@ -154,145 +134,180 @@ def train_mgm(params: Params, *, progress: bool = True, max_epochs: int | None =
     ``max_epochs`` stops after that many completed epochs, as a kill at an epoch boundary would.
     """
     cfg = params.mgm
-    threads = torch.get_num_threads()
-    runtime = start_runtime(cfg.device, cfg.threads or None)
-    try:
+    with runtime_session(cfg.device, cfg.threads) as runtime:
         if runtime.distributed:
             raise ParamsError("train_mgm runs in one process: start it without torchrun")
-        return _train(params, runtime.device, progress, max_epochs)
-    finally:
-        stop_runtime(runtime)
-        torch.set_num_threads(threads)
-
-
-def _train(params: Params, device: torch.device, progress: bool, max_epochs: int | None) -> dict[str, Any]:
-    cfg = params.mgm
-    real = Path(params.shard.out)
-    summary = read_summary(real)
-    scene_names = list(summary["scene_names"])
-    num_classes = len(summary["class_names"])
-    resolution = int(summary.get("resolution") or params.data.resolution)
-    if needs_weak_real(params):
-        _check_weak_split(params, summary)
-    steps = active_steps(params)
-    train_set = ShardDataset(real, "train", shuffle=True, seed=cfg.seed)
-    val_loader = DataLoader(ShardDataset(real, "val"), batch_size=cfg.batch_size, collate_fn=collate)
-    loader = DataLoader(
-        train_set, batch_size=cfg.batch_size, num_workers=cfg.workers, collate_fn=collate, drop_last=True,
-        pin_memory=device.type == "cuda",
-    )  # fmt: skip
-    weak_source = WeakRealImages(real, cfg.seed, device) if needs_weak_real(params) else None
-
-    models = build_joint_models(params, num_classes, scene_names, resolution, device)
-    optimizers = build_optimizers(params, models)
-    settings = StepSettings.from_params(params)
-    augment = BatchAugment(resolution)
-    fingerprint = mgm_fingerprint(params)
-    out = Path(cfg.out)
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    state: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "best_score": math.inf, "best_epoch": 0}
-    saved = load_checkpoint(last_path, map_location=device) if cfg.resume and last_path.is_file() else None
-    if saved is not None and saved.get("fingerprint") == fingerprint:
-        state = _restore(saved, last_path, models, optimizers)
-        print(f"train_mgm: resuming {last_path} after epoch {state['epoch']}", file=sys.stderr)
-    else:
-        if saved is not None:
-            notice = f"train_mgm: {last_path} was written with other params, data or code; starting afresh"
-            print(notice, file=sys.stderr)
-        for stale in (last_path, best_path, out / GENERATOR_NAME):
-            stale.unlink(missing_ok=True)
-        saved = None
-    (out / COMPLETE_MARKER).unlink(missing_ok=True)
-    grid = SampleGrid(params, models, scene_names, device) if models.generator is not None else None
-    if saved is not None:
-        set_rng_state(saved["rng"])  # last: nothing set up above shifts the restored streams
-
-    model_params = params_to_dict(params)["model"]
-    model_config = {key: model_params[key] for key in ("encoder", "encoder_widths", "decoder_channels")}
-    generator_trains = trains_generator(params)
-    last_epoch = cfg.epochs if max_epochs is None else min(cfg.epochs, max_epochs)
-    tasks = list(params.model.tasks)
-    for epoch in range(state["epoch"], last_epoch):
-        train_set.set_epoch(epoch)
-        if weak_source is not None:
-            weak_source.set_epoch(epoch)
-        started = time.perf_counter()
-        means = _train_epoch(
-            models, optimizers, loader, settings, augment, steps, weak_source, state, epoch, grid, device,
-            progress,
-        )  # fmt: skip
-        val = evaluate_outputs(
-            models.net, val_loader, tasks, num_classes, device, normal_kind=params.train_mt.normal_loss
+        loop = MgmLoop(params, runtime.device, progress)  # first: bad input fails before any file changes
+        spec = RunSpec(
+            name="train_mgm",
+            folder=Path(cfg.out),
+            units=cfg.epochs,
+            unit="epoch",
+            fingerprint=mgm_fingerprint(params),
+            history_csv=Path(cfg.plots) / "history.csv",
+            resume=cfg.resume,
+            outputs=(GENERATOR_NAME, "samples/step-*.png"),
         )
-        lr = optimizers.lr()
-        optimizers.step_schedulers()
+        return Engine(spec, runtime, progress=progress).train(loop, max_units=max_epochs)
+
+
+class MgmLoop:
+    """The joint loop as an engine loop: a unit is an epoch of joint iterations, then validation."""
+
+    def __init__(self, params: Params, device: torch.device, progress: bool) -> None:
+        cfg = params.mgm
+        self.params, self.device, self.progress = params, device, progress
+        real = Path(params.shard.out)
+        summary = read_summary(real)
+        self.scene_names = list(summary["scene_names"])
+        self.num_classes = len(summary["class_names"])
+        resolution = int(summary.get("resolution") or params.data.resolution)
+        if needs_weak_real(params):
+            _check_weak_split(params, summary)
+        self.steps = active_steps(params)
+        self.train_set = ShardDataset(real, "train", shuffle=True, seed=cfg.seed)
+        self.val_loader = DataLoader(ShardDataset(real, "val"), batch_size=cfg.batch_size, collate_fn=collate)
+        self.loader = DataLoader(
+            self.train_set, batch_size=cfg.batch_size, num_workers=cfg.workers, collate_fn=collate,
+            drop_last=True, pin_memory=device.type == "cuda",
+        )  # fmt: skip
+        self.weak_source = WeakRealImages(real, cfg.seed, device) if needs_weak_real(params) else None
+        self.models = build_joint_models(params, self.num_classes, self.scene_names, resolution, device)
+        self.optimizers = build_optimizers(params, self.models)
+        self.settings = StepSettings.from_params(params)
+        self.augment = BatchAugment(resolution)
+        self.grid = (
+            SampleGrid(params, self.models, self.scene_names, device)
+            if self.models.generator is not None
+            else None
+        )
+        model_params = params_to_dict(params)["model"]
+        self.model_config = {
+            key: model_params[key] for key in ("encoder", "encoder_widths", "decoder_channels")
+        }
+        self.generator_trains = trains_generator(params)
+        self.step = 0
+        self._best_extra: dict[str, Any] = {}
+
+    def _snapshot(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        g_steps = self.step if self.generator_trains else 0
+        return snapshot(self.models, self.model_config, self.scene_names, self.num_classes, g_steps, extra)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **self._snapshot(),
+            "kind": "mgm-joint-resume",
+            "optimizers": self.optimizers.state_dict(),
+            "step": self.step,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any], where: str) -> None:
+        models = self.models
+        load_state_strict(models.net, state["model"], f"{where} (model)")
+        if models.refinement is not None:
+            load_state_strict(models.refinement, state["refinement"]["state"], f"{where} (refinement)")
+        if models.ssl_head is not None:
+            load_state_strict(models.ssl_head, state["ssl_head"], f"{where} (ssl_head)")
+        for name in ("generator", "generator_ema", "discriminator"):
+            module = getattr(models, name)
+            if module is not None:
+                load_state_strict(module, state[name], f"{where} ({name})")
+        if models.guide is not None:
+            load_state_strict(models.guide, state["guide"]["state"], f"{where} (guide)")
+        try:
+            self.optimizers.load_state_dict(state["optimizers"], where)
+        except KeyError as err:
+            raise CheckpointError(f"{where}: incomplete resume state ({err})") from err
+        self.step = int(state["step"])
+
+    def train_unit(self, unit: int) -> UnitResult:
+        params = self.params
+        self.train_set.set_epoch(unit)
+        if self.weak_source is not None:
+            self.weak_source.set_epoch(unit)
+        started = time.perf_counter()
+        means = self._train_epoch(unit)
+        val = evaluate_outputs(
+            self.models.net, self.val_loader, list(params.model.tasks), self.num_classes, self.device,
+            normal_kind=params.train_mt.normal_loss,
+        )  # fmt: skip
+        lr = self.optimizers.lr()
+        self.optimizers.step_schedulers()
         score = selection_score(val, params.train_mt.loss_weights)
-        row: dict[str, Any] = {"epoch": epoch + 1, "step": state["step"], "lr": lr}
+        row: dict[str, Any] = {"epoch": unit + 1, "step": self.step, "lr": lr}
         row |= {f"train_{name}": value for name, value in means.items()}
         row |= {
             f"val_{task}_{name}": value for task, metrics in val.items() for name, value in metrics.items()
         }
         row |= {"val_score": score, "seconds": round(time.perf_counter() - started, 1)}
-        state["history"].append(row)
-        state["epoch"] = epoch + 1
-        g_steps = state["step"] if generator_trains else 0
-        if score < state["best_score"]:
-            state["best_score"], state["best_epoch"] = score, epoch + 1
-            extra = {"epoch": epoch + 1, "val": val, "val_score": score, "mgm": params_to_dict(params)["mgm"]}
-            save_checkpoint(
-                snapshot(models, model_config, scene_names, num_classes, g_steps, extra), best_path
-            )
-        weights = snapshot(models, model_config, scene_names, num_classes, g_steps)
-        save_checkpoint(_last_state(weights, optimizers, state, fingerprint), last_path)
-        write_history_csv(state["history"], Path(cfg.plots) / "history.csv")
+        self._best_extra = {
+            "epoch": unit + 1, "val": val, "val_score": score, "mgm": params_to_dict(params)["mgm"],
+        }  # fmt: skip
+        return UnitResult(row=row, score=score)
 
-    result = _summary(params, state, steps)
-    if state["epoch"] >= cfg.epochs:
-        if grid is not None:
-            grid.save(state["step"])
-        if models.generator is not None:
-            save_checkpoint(generator_export(load_checkpoint(best_path)), out / GENERATOR_NAME)
-        write_history_csv(state["history"], Path(cfg.plots) / "history.csv")
-        write_json_atomic(out / COMPLETE_MARKER, result)
-    return result
-
-
-def _train_epoch(
-    models: JointModels,
-    optimizers: JointOptimizers,
-    loader: DataLoader,
-    settings: StepSettings,
-    augment: BatchAugment,
-    steps: tuple[str, ...],
-    weak_source: WeakRealImages | None,
-    state: dict[str, Any],
-    epoch: int,
-    grid: SampleGrid | None,
-    device: torch.device,
-    progress: bool,
-) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    count = 0
-    bar = tqdm(loader, desc=f"train_mgm epoch {epoch + 1}", unit="batch", leave=False, disable=not progress)
-    for batch in bar:
-        batch = to_device(batch, device)
-        stats = joint_iteration(
-            models, optimizers, batch, settings, augment, steps, state["step"], weak_source
-        )
-        bad = {name: value for name, value in stats.items() if not math.isfinite(value)}
-        if bad:
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        count = 0
+        bar = tqdm(
+            self.loader, desc=f"train_mgm epoch {epoch + 1}", unit="batch", leave=False,
+            disable=not self.progress,
+        )  # fmt: skip
+        for batch in bar:
+            batch = to_device(batch, self.device)
+            stats = joint_iteration(
+                self.models, self.optimizers, batch, self.settings, self.augment, self.steps, self.step,
+                self.weak_source,
+            )  # fmt: skip
+            bad = {name: value for name, value in stats.items() if not math.isfinite(value)}
+            if bad:
+                raise TrainingError(
+                    f"train_mgm: non-finite loss {bad} at iteration {self.step} (epoch {epoch + 1}); "
+                    "lower mgm.lr / mgm.g_lr / mgm.d_lr or check the train shards"
+                )
+            self.step += 1
+            count += 1
+            for name, value in stats.items():
+                totals[name] = totals.get(name, 0.0) + value
+            bar.set_postfix(dense=f"{stats['dense']:.3f}")
+            if self.grid is not None and self.step % self.grid.every == 0:
+                self.grid.save(self.step)
+        if not count:
             raise TrainingError(
-                f"train_mgm: non-finite loss {bad} at iteration {state['step']} (epoch {epoch + 1}); "
-                "lower mgm.lr / mgm.g_lr / mgm.d_lr or check the train shards"
+                f"train_mgm: epoch {epoch + 1} had no batch to train on: the train split of "
+                f"{self.params.shard.out} is smaller than mgm.batch_size ({self.params.mgm.batch_size}); "
+                "lower mgm.batch_size or shard more training images"
             )
-        state["step"] += 1
-        count += 1
-        for name, value in stats.items():
-            totals[name] = totals.get(name, 0.0) + value
-        bar.set_postfix(dense=f"{stats['dense']:.3f}")
-        if grid is not None and state["step"] % grid.every == 0:
-            grid.save(state["step"])
-    return {name: value / max(count, 1) for name, value in totals.items()}
+        return {name: value / count for name, value in totals.items()}
+
+    def best_state(self) -> dict[str, Any]:
+        return self._snapshot(self._best_extra)
+
+    def finish(self, state: EngineState) -> None:
+        """The final sample grid, and ``generator.pt`` exported from ``best.pt``."""
+        out = Path(self.params.mgm.out)
+        if self.grid is not None:
+            self.grid.save(self.step)
+        if self.models.generator is not None:
+            save_checkpoint(generator_export(load_checkpoint(out / "best.pt")), out / GENERATOR_NAME)
+
+    def summary(self, state: EngineState) -> dict[str, Any]:
+        params = self.params
+        history = public_history(state)
+        best = history[state.best_unit - 1] if history and state.best_unit else {}
+        last = history[-1] if history else {}
+        return {
+            "variant": {
+                key: getattr(params.mgm, key) for key in ("weak", "joint", "refinement", "ssl", "guide")
+            },
+            "steps_run": list(self.steps),
+            "epochs_done": state.units_done,
+            "epochs": params.mgm.epochs,
+            "iterations": self.step,
+            "best_epoch": state.best_unit,
+            "best_val_score": state.best_score if math.isfinite(state.best_score) else None,
+            "best_val": {k[4:]: v for k, v in best.items() if k.startswith("val_")},
+            "last_train": {k[6:]: v for k, v in last.items() if k.startswith("train_")},
+        }
 
 
 class SampleGrid:
@@ -332,56 +347,3 @@ class SampleGrid:
         path = self.folder / f"step-{step:06d}.png"
         save_image(scene_grid(images, self.columns, self.scene_names), path)
         return path
-
-
-def _last_state(
-    weights: Mapping[str, Any], optimizers: JointOptimizers, state: dict[str, Any], fingerprint: str
-) -> dict[str, Any]:
-    """A snapshot plus what resuming needs (optimizers, RNG states, loop state, fingerprint)."""
-    return {
-        **weights,
-        "kind": "mgm-joint-resume",
-        "optimizers": optimizers.state_dict(),
-        "rng": rng_state(),
-        "fingerprint": fingerprint,
-        **state,
-    }
-
-
-def _restore(
-    saved: Mapping[str, Any], path: Path, models: JointModels, optimizers: JointOptimizers
-) -> dict[str, Any]:
-    where = str(path)
-    load_state_strict(models.net, saved["model"], f"{where} (model)")
-    if models.refinement is not None:
-        load_state_strict(models.refinement, saved["refinement"]["state"], f"{where} (refinement)")
-    if models.ssl_head is not None:
-        load_state_strict(models.ssl_head, saved["ssl_head"], f"{where} (ssl_head)")
-    for name in ("generator", "generator_ema", "discriminator"):
-        module = getattr(models, name)
-        if module is not None:
-            load_state_strict(module, saved[name], f"{where} ({name})")
-    if models.guide is not None:
-        load_state_strict(models.guide, saved["guide"]["state"], f"{where} (guide)")
-    try:
-        optimizers.load_state_dict(saved["optimizers"], where)
-    except KeyError as err:
-        raise CheckpointError(f"{where}: incomplete resume state ({err})") from err
-    return {name: saved[name] for name in ("epoch", "step", "history", "best_score", "best_epoch")}
-
-
-def _summary(params: Params, state: dict[str, Any], steps: tuple[str, ...]) -> dict[str, Any]:
-    history = state["history"]
-    best = history[state["best_epoch"] - 1] if history and state["best_epoch"] else {}
-    last = history[-1] if history else {}
-    return {
-        "variant": {key: getattr(params.mgm, key) for key in ("weak", "joint", "refinement", "ssl", "guide")},
-        "steps_run": list(steps),
-        "epochs_done": state["epoch"],
-        "epochs": params.mgm.epochs,
-        "iterations": state["step"],
-        "best_epoch": state["best_epoch"],
-        "best_val_score": state["best_score"] if math.isfinite(state["best_score"]) else None,
-        "best_val": {k[4:]: v for k, v in best.items() if k.startswith("val_")},
-        "last_train": {k[6:]: v for k, v in last.items() if k.startswith("train_")},
-    }

@@ -23,16 +23,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from pipeline.checkpoint import CheckpointError, load_checkpoint, load_state_strict
 from pipeline.config import Params
+from pipeline.generators import CHECKPOINT_KIND
 from pipeline.models.guided import GuidedGenerator, LatentGuide, widen_generator_input
 from pipeline.models.multitask import MultiTaskNet
 from pipeline.models.refinement import RefinementNet
 from pipeline.models.sagan import Discriminator, Generator, SaganConfig
-from pipeline.train.checkpoint import CheckpointError, load_checkpoint, load_state_strict
-from pipeline.train.gan import CHECKPOINT_KIND
-from pipeline.train.losses import MultiTaskLoss
-from pipeline.train.multitask import build_loss, build_model
-from pipeline.train.runtime import seed_everything
+from pipeline.runtime import seed_everything
+from pipeline.tasks.losses import MultiTaskLoss
+from pipeline.train.builders import build_loss, build_model
 from pipeline.train.ssl import build_ssl_head
 
 PARTS = ("encoder", "decoders", "refinement", "ssl_head", "generator", "guide", "discriminator")

@@ -31,13 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pipeline.config import Params
-from pipeline.train.gan import (
-    discriminator_input,
-    ema_decay_at,
-    hinge_d_loss,
-    hinge_g_loss,
-    update_ema,
-)
+from pipeline.train.gan.adversarial import discriminator_loss, ema_decay_at, generator_loss, update_ema
 from pipeline.train.mgm_models import JointModels, JointOptimizers, trains_generator
 from pipeline.train.ssl import BatchAugment, ssl_loss
 
@@ -252,17 +246,15 @@ def step_gan(
                 with torch.no_grad():
                     z = torch.randn(len(labels), latent, device=real.device)
                     fake = guided(z, labels, models.net.features(images))
-                real_logits = discriminator(discriminator_input(real, policy, noise), labels)
-                fake_logits = discriminator(discriminator_input(fake, policy, noise), labels)
-                loss_d = hinge_d_loss(real_logits, fake_logits)
+                loss_d, logits = discriminator_loss(discriminator, real, fake, labels, policy, noise)
                 apply_update(loss_d, optimizers, ("discriminator",))
             stats["d_loss"] += float(loss_d.detach()) / settings.d_steps
-            stats["d_real"] += float(real_logits.detach().mean()) / settings.d_steps
-            stats["d_fake"] += float(fake_logits.detach().mean()) / settings.d_steps
+            stats["d_real"] += logits["d_real"] / settings.d_steps
+            stats["d_fake"] += logits["d_fake"] / settings.d_steps
         with gradients_for(models, ("generator", "guide", "encoder")):
             z = torch.randn(len(labels), latent, device=real.device)
             fake = guided(z, labels, models.net.features(images))
-            loss_g = hinge_g_loss(discriminator(discriminator_input(fake, policy, noise), labels))
+            loss_g = generator_loss(discriminator, fake, labels, policy, noise)
             apply_update(loss_g, optimizers, ("generator", "guide", "encoder"))
     assert models.generator is not None and models.generator_ema is not None
     update_ema(models.generator_ema, models.generator, ema_decay_at(step, settings.ema_decay))

@@ -12,12 +12,10 @@ resume: model, loss, optimizer, scheduler, RNG states, step/epoch, history, best
 ``best.pt`` (the weights with the lowest weighted validation loss) and, once the run has finished,
 ``training.json``. Per-epoch rows go to ``<train_mt.plots>/<variant>/<name>.csv``.
 
-Resume: every epoch ends with an atomic ``last.pt``. A rerun whose params and data match the
-checkpoint's fingerprint continues after the last completed epoch; a killed run loses at most the
-epoch in progress. The data order is a function of ``(seed, epoch)`` (``ShardDataset.set_epoch``)
-and the RNG states are restored at the epoch boundary, so on CPU the resumed run reaches the same
-weights, bit for bit, as an uninterrupted one. A checkpoint from other params, data or training
-code is not resumed: the run starts afresh (and says so). A finished model with the same
+Each model runs on the training engine (:mod:`pipeline.train.engine`), one unit per epoch: an
+atomic ``last.pt`` after every epoch, resume only under the same params, data and code. The data
+order is a function of ``(seed, epoch)`` (``ShardDataset.set_epoch``), so on CPU a resumed run
+reaches the same weights, bit for bit, as an uninterrupted one. A finished model with the same
 fingerprint is not trained again (delete its folder to retrain it).
 
 Training drops the last incomplete batch of each rank (and loader worker): a batch of one image
@@ -31,172 +29,74 @@ rank to finish, so no rank hangs in a collective. Rank 0 writes every file.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 from torch.distributed.algorithms.join import Join
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pipeline.atomic import write_bytes_atomic, write_json_atomic
-from pipeline.config import Params, params_to_dict
+from pipeline.atomic import write_bytes_atomic
+from pipeline.checkpoint import CheckpointError, load_state_strict
+from pipeline.config import Params, training_identity
 from pipeline.data.mixing import MixedShardDataset, weak_set
 from pipeline.data.reader import ShardDataset, collate, read_summary
-from pipeline.errors import PipelineError
-from pipeline.evaluation import evaluate_outputs, to_device
+from pipeline.hashing import file_sha256, shard_set_fingerprint
+from pipeline.inference import evaluate_outputs, to_device
 from pipeline.metrics.dense import LossMeter
-from pipeline.models.multitask import TASKS, MultiTaskNet, build_multitask_net
-from pipeline.train.checkpoint import (
-    CheckpointError,
-    load_checkpoint,
-    load_state_strict,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
+from pipeline.models.multitask import MultiTaskNet
+from pipeline.runtime import Runtime, runtime_session, seed_everything
+from pipeline.tasks.losses import MultiTaskLoss
+from pipeline.train.builders import (
+    ModelRun,
+    autocast_factory,
+    build_loss,
+    build_model,
+    build_optimizer,
+    build_scheduler,
+    model_runs,
+    selection_score,
 )
-from pipeline.train.history import write_history_csv
-from pipeline.train.losses import MultiTaskLoss
-from pipeline.train.runtime import Runtime, seed_everything, start_runtime, stop_runtime
+from pipeline.train.engine import (
+    COMPLETE_MARKER,
+    Engine,
+    EngineState,
+    Fingerprint,
+    RunSpec,
+    TrainingError,
+    UnitResult,
+    public_history,
+)
 from pipeline.train.weak_losses import WeakLosses, build_weak_losses
 
-COMPLETE_MARKER = "training.json"
-_NOT_FINGERPRINTED = ("variants", "workers", "threads", "device", "channels_last", "bf16", "out", "plots")
-_TRAINING_CODE = (
-    "models/multitask.py",
-    "train/*.py",
-    "metrics/dense.py",
-    "evaluation.py",
-    "data/reader.py",
-    "data/codec.py",
-    "data/mixing.py",
-    "models/refinement.py",
-    "models/ssl.py",
-)
+__all__ = ["COMPLETE_MARKER", "TrainingError", "run_fingerprint", "train_mt", "train_variants"]
 
 
-class TrainingError(PipelineError):
-    """Training cannot go on (a non-finite loss; the message names the step and the task)."""
-
-
-@dataclass(frozen=True)
-class ModelRun:
-    """One model to train: ``mt`` or ``mgm`` (all tasks) or one task of the ``st`` variant."""
-
-    variant: str
-    name: str
-    tasks: tuple[str, ...]
-    folder: Path
-    history_csv: Path
-
-
-def model_runs(params: Params, variant: str) -> list[ModelRun]:
-    """The models a variant trains: ``st`` one per task, ``mt`` and ``mgm`` one with all tasks."""
-    out, plots = Path(params.train_mt.out) / variant, Path(params.train_mt.plots) / variant
-    tasks = tuple(params.model.tasks)
-    if variant in ("mt", "mgm"):
-        return [ModelRun(variant, variant, tasks, out, plots / f"{variant}.csv")]
-    if variant == "st":
-        return [ModelRun("st", task, (task,), out / task, plots / f"{task}.csv") for task in tasks]
-    raise PipelineError(f"unknown variant {variant!r} (st | mt | mgm)")
-
-
-def build_model(params: Params, tasks: Sequence[str], num_classes: int) -> MultiTaskNet:
-    """M for ``tasks`` as the ``model`` params describe it."""
-    model = params.model
-    return build_multitask_net(
-        tasks,
-        num_classes,
-        encoder=model.encoder,
-        pretrained=model.pretrained,
-        encoder_widths=model.encoder_widths,
-        decoder_channels=model.decoder_channels,
-    )
-
-
-def build_loss(params: Params, tasks: Sequence[str]) -> MultiTaskLoss:
-    cfg = params.train_mt
-    return MultiTaskLoss(
-        tasks,
-        {task: TASKS[task].loss for task in tasks},
-        weights=cfg.loss_weights,
-        weighting=cfg.weighting,
-        normal_kind=cfg.normal_loss,
-    )
-
-
-def build_optimizer(params: Params, parameters: Sequence[nn.Parameter]) -> torch.optim.Optimizer:
-    cfg = params.train_mt
-    kind = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return kind(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def build_scheduler(params: Params, optimizer: torch.optim.Optimizer):
-    """Stepped once per epoch; ``None`` for a constant learning rate."""
-    cfg = params.train_mt
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
-    if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_epochs, gamma=cfg.step_gamma)
-    return None
-
-
-def data_fingerprint(folder: str | Path) -> str:
-    """Hash of the shard set's summary and manifest: changes whenever the shards change."""
-    digest = hashlib.sha256()
-    for name in ("summary.json", "manifest.parquet"):
-        path = Path(folder) / name
-        digest.update(path.read_bytes() if path.is_file() else b"")
-    return digest.hexdigest()
-
-
-def code_fingerprint(patterns: Sequence[str] = _TRAINING_CODE) -> str:
-    """Hash of the code that defines training (files of ``pipeline/`` matching ``patterns``; default:
-    models, losses, metrics, loop, reader): a checkpoint written by other code is not resumed, as DVC
-    reruns the stage when that code changes."""
-    package = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for pattern in patterns:
-        for path in sorted(package.glob(pattern)):
-            digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
-def run_fingerprint(params: Params, run: ModelRun) -> str:
-    """What a checkpoint must share with this run to be resumed: params, tasks, data and code (for
-    ``mgm`` also the ``mix`` params, the weak set and the refinement checkpoint it uses)."""
-    train = {k: v for k, v in params_to_dict(params)["train_mt"].items() if k not in _NOT_FINGERPRINTED}
-    payload = {
-        "model": params_to_dict(params)["model"],
-        "train_mt": train,
+def run_fingerprint(params: Params, run: ModelRun) -> Fingerprint:
+    """What a checkpoint must share with this run to be resumed: the ``model`` and ``train_mt``
+    params, the tasks, the shards and this loop's code (for ``mgm`` also the ``mix`` params, the weak
+    set and the refinement checkpoint it uses)."""
+    identity: dict[str, Any] = {
+        "model": training_identity(params.model),
+        "train_mt": training_identity(params.train_mt),
         "tasks": list(run.tasks),
-        "data": data_fingerprint(params.shard.out),
-        "code": code_fingerprint(),
     }
+    data = {"shards": shard_set_fingerprint(params.shard.out)}
     if run.variant == "mgm":
-        payload["mix"] = mix_fingerprint(params)
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def mix_fingerprint(params: Params) -> dict[str, Any]:
-    """The ``mix`` params plus hashes of the weak set and of R's checkpoint where they are used."""
-    mix = params.mix
-    payload: dict[str, Any] = {"params": params_to_dict(params)["mix"]}
-    if mix.synthetic_ratio > 0:
-        payload["weak"] = data_fingerprint(weak_set(params)[0])
-        refinement = Path(mix.refinement)
-        if mix.scene_weight > 0 and refinement.is_file():
-            payload["refinement"] = hashlib.sha256(refinement.read_bytes()).hexdigest()
-    return payload
+        mix = params.mix
+        identity["mix"] = training_identity(mix)
+        if mix.synthetic_ratio > 0:
+            data["weak"] = shard_set_fingerprint(weak_set(params)[0])
+            refinement = Path(mix.refinement)
+            if mix.scene_weight > 0 and refinement.is_file():
+                data["refinement"] = file_sha256(refinement)
+    return Fingerprint(identity, data, (__name__,))
 
 
 class _Trainable(nn.Module):
@@ -232,13 +132,6 @@ class _Trainable(nn.Module):
         return loss, sums
 
 
-def autocast_factory(device: torch.device, bf16: bool) -> Callable[[], Any]:
-    """A context-manager factory: bfloat16 autocast when ``bf16``, else nothing."""
-    if not bf16:
-        return nullcontext
-    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
 def check_finite(sums: Mapping[str, Any], step: int, epoch: int, run: ModelRun) -> None:
     """Stop with a clear error when a task's loss is NaN or infinite."""
     for task, value in sums.items():
@@ -248,11 +141,6 @@ def check_finite(sums: Mapping[str, Any], step: int, epoch: int, run: ModelRun) 
                 f"model {run.variant}/{run.name}: loss of task {task!r} is {loss} at step {step} "
                 f"(epoch {epoch + 1}); lower train_mt.lr or check the {task} labels in the train shards"
             )
-
-
-def selection_score(val: Mapping[str, Mapping[str, float]], weights: Mapping[str, float]) -> float:
-    """Weighted sum of the per-task mean validation losses (lower is better): picks ``best.pt``."""
-    return sum(float(weights.get(task, 1.0)) * metrics["loss"] for task, metrics in val.items())
 
 
 def train_mt(
@@ -284,21 +172,217 @@ def train_variants(
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """:func:`train_mt` for several variants in one runtime (one process group under torchrun)."""
     cfg = params.train_mt
-    threads = torch.get_num_threads()
-    runtime = start_runtime(cfg.device, cfg.threads or None)
-    try:
-        results: dict[str, dict[str, dict[str, Any]]] = {}
-        for variant in variants:
-            results[variant] = {
+    with runtime_session(cfg.device, cfg.threads) as runtime:
+        return {
+            variant: {
                 run.name: train_model(
                     params, run, runtime, progress=progress, max_epochs=max_epochs, keys_log=keys_log
                 )
                 for run in model_runs(params, variant)
             }
-        return results
-    finally:
-        stop_runtime(runtime)
-        torch.set_num_threads(threads)
+            for variant in variants
+        }
+
+
+def train_model(
+    params: Params,
+    run: ModelRun,
+    runtime: Runtime,
+    *,
+    progress: bool = True,
+    max_epochs: int | None = None,
+    keys_log: str | Path | None = None,
+) -> dict[str, Any]:
+    """Train (or resume, or just finalise) one model; see the module docstring."""
+    loop = MultiTaskLoop(
+        params, run, runtime, progress=progress, keys_log=keys_log
+    )  # first: bad input fails before any file changes
+    spec = RunSpec(
+        name=f"train_mt {run.variant}/{run.name}",
+        folder=run.folder,
+        units=params.train_mt.epochs,
+        unit="epoch",
+        fingerprint=run_fingerprint(params, run),
+        history_csv=run.history_csv,
+    )
+    return Engine(spec, runtime, progress=progress).train(loop, max_units=max_epochs)
+
+
+class MultiTaskLoop:
+    """One model of ``train_mt`` as an engine loop: a unit is an epoch (train, validate, schedule)."""
+
+    def __init__(
+        self,
+        params: Params,
+        run: ModelRun,
+        runtime: Runtime,
+        *,
+        progress: bool = True,
+        keys_log: str | Path | None = None,
+    ) -> None:
+        cfg = params.train_mt
+        self.params, self.run, self.runtime = params, run, runtime
+        self.progress, self.keys_log = progress, keys_log
+        device = runtime.device
+        shards = Path(params.shard.out)
+        summary = read_summary(shards)
+        self.num_classes = len(summary["class_names"])
+        self.train_set = _train_set(params, run)
+        val_set = ShardDataset(shards, "val")
+
+        seed_everything(cfg.seed)
+        self.net = build_model(params, run.tasks, self.num_classes).to(device)
+        if cfg.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.criterion = build_loss(params, run.tasks).to(device)
+        self.weak: WeakLosses | None = None  # ratio 0 builds nothing more: the run is mt's, step for step
+        if isinstance(self.train_set, MixedShardDataset) and self.train_set.weak_count:
+            resolution = int(summary.get("resolution", params.data.resolution))
+            self.weak = build_weak_losses(
+                params, self.net, run.tasks, self.num_classes, summary["scene_names"], resolution, device
+            )
+        self.extra: dict[str, nn.Module] = {}
+        if self.weak is not None and self.weak.ssl_head is not None:
+            self.extra["ssl_head"] = self.weak.ssl_head
+        trained = [*self.net.parameters(), *self.criterion.parameters()]
+        extra_params = [p for module in self.extra.values() for p in module.parameters()]
+        self.optimizer = build_optimizer(params, [*trained, *extra_params])
+        self.scheduler = build_scheduler(params, self.optimizer)
+        self.step = 0
+        self.loss_names = [*run.tasks, *(self.weak.names if self.weak is not None else [])]
+
+        trainable: nn.Module = _Trainable(
+            self.net, self.criterion, autocast_factory(device, cfg.bf16), self.weak
+        )
+        if runtime.distributed:
+            trainable = DistributedDataParallel(
+                trainable,
+                device_ids=[device] if device.type == "cuda" else None,
+                find_unused_parameters=self.weak
+                is not None,  # a batch without weak samples leaves the head idle
+            )
+        self.trainable = trainable
+        self.train_loader = _loader(self.train_set, cfg.batch_size, cfg.workers, device, drop_last=True)
+        self.val_loader = _loader(val_set, cfg.batch_size, cfg.workers, device)
+        self._val: dict[str, Any] = {}
+        self._epoch = 0
+        self._score = math.inf
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.net.state_dict(),
+            "loss": self.criterion.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "tasks": list(self.run.tasks),
+            "num_classes": self.num_classes,
+            "step": self.step,
+            **{name: module.state_dict() for name, module in self.extra.items()},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any], where: str) -> None:
+        load_state_strict(self.net, state["model"], where)
+        load_state_strict(self.criterion, state["loss"], where)
+        for name, module in self.extra.items():
+            load_state_strict(module, state[name], f"{where} ({name})")
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+        except (KeyError, ValueError) as err:
+            raise CheckpointError(f"{where}: optimizer/scheduler state does not match: {err}") from err
+        self.step = int(state["step"])
+
+    def train_unit(self, unit: int) -> UnitResult:
+        cfg, run = self.params.train_mt, self.run
+        self.train_set.set_epoch(unit)
+        keys: list[str] = []
+        train_losses = self._train_epoch(unit, keys)
+        val = evaluate_outputs(
+            self.net, self.val_loader, run.tasks, self.num_classes, self.runtime.device,
+            normal_kind=cfg.normal_loss, channels_last=cfg.channels_last, bf16=cfg.bf16,
+        )  # fmt: skip
+        if self.scheduler is not None:
+            self.scheduler.step()
+        score = selection_score(val, cfg.loss_weights)
+        row: dict[str, Any] = {
+            "epoch": unit + 1,
+            "step": self.step,
+            "lr": self.optimizer.param_groups[0]["lr"],
+        }
+        row |= {f"train_{task}_loss": value for task, value in train_losses.items()}
+        row |= {
+            f"val_{task}_{name}": value for task, metrics in val.items() for name, value in metrics.items()
+        }
+        row["val_score"] = score
+        self._val, self._epoch, self._score = val, unit + 1, score
+        if self.keys_log is not None:
+            _write_keys(self.keys_log, run, unit, self.runtime.rank, keys)
+        return UnitResult(row=row, score=score)
+
+    def _train_epoch(self, epoch: int, keys: list[str]) -> dict[str, float]:
+        trainable, runtime = self.trainable, self.runtime
+        trainable.train()
+        meters = {name: LossMeter() for name in self.loss_names}
+        bar = tqdm(
+            self.train_loader, desc=f"{self.run.variant}/{self.run.name} epoch {epoch + 1}", unit="batch",
+            leave=False, disable=not (self.progress and runtime.is_main),
+        )  # fmt: skip
+        join = Join([trainable]) if isinstance(trainable, DistributedDataParallel) else nullcontext()
+        batches = 0
+        with join:
+            for batch in bar:
+                keys += batch["key"]
+                batch = to_device(batch, runtime.device, self.params.train_mt.channels_last)
+                loss, sums = trainable(batch)
+                check_finite(sums, self.step, epoch, self.run)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.step += 1
+                batches += 1
+                for task, value in sums.items():
+                    meters[task].update(value.total, value.count)
+                bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+        if not batches and not runtime.distributed:
+            raise TrainingError(
+                f"train_mt {self.run.variant}/{self.run.name}: epoch {epoch + 1} had no batch to train on: "
+                f"the train split of {self.params.shard.out} is smaller than train_mt.batch_size "
+                f"({self.params.train_mt.batch_size}) per loader worker; lower train_mt.batch_size or "
+                "train_mt.workers, or shard more training images"
+            )
+        for meter in meters.values():
+            meter.all_reduce()
+        return {task: meter.compute()["loss"] for task, meter in meters.items()}
+
+    def best_state(self) -> dict[str, Any]:
+        return {
+            "model": self.net.state_dict(),
+            "tasks": list(self.run.tasks),
+            "num_classes": self.num_classes,
+            "epoch": self._epoch,
+            "val": self._val,
+            "val_score": self._score,
+        }
+
+    def finish(self, state: EngineState) -> None:
+        """Nothing beyond the engine's files."""
+
+    def summary(self, state: EngineState) -> dict[str, Any]:
+        history = public_history(state)
+        best = history[state.best_unit - 1] if history and state.best_unit else {}
+        return {
+            "tasks": list(self.run.tasks),
+            "epochs_done": state.units_done,
+            "epochs": self.params.train_mt.epochs,
+            "steps": self.step,
+            "best_epoch": state.best_unit,
+            "best_val_score": state.best_score if math.isfinite(state.best_score) else None,
+            "best_val": {k[4:]: v for k, v in best.items() if k.startswith("val_")},
+            "last_train_loss": {
+                k[6:-5]: v for k, v in (history[-1] if history else {}).items() if k.startswith("train_")
+            },
+        }
 
 
 def _loader(
@@ -314,107 +398,6 @@ def _loader(
     )
 
 
-def train_model(
-    params: Params,
-    run: ModelRun,
-    runtime: Runtime,
-    *,
-    progress: bool = True,
-    max_epochs: int | None = None,
-    keys_log: str | Path | None = None,
-) -> dict[str, Any]:
-    """Train (or resume, or just finalise) one model; see the module docstring."""
-    cfg = params.train_mt
-    device = runtime.device
-    shards = Path(params.shard.out)
-    summary = read_summary(shards)
-    num_classes = len(summary["class_names"])
-    train_set = _train_set(params, run)
-    val_set = ShardDataset(shards, "val")
-
-    seed_everything(cfg.seed)
-    net = build_model(params, run.tasks, num_classes).to(device)
-    if cfg.channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    criterion = build_loss(params, run.tasks).to(device)
-    weak = None  # ratio 0 builds nothing more, so the run is mt's, step for step
-    if isinstance(train_set, MixedShardDataset) and train_set.weak_count:
-        resolution = int(summary.get("resolution", params.data.resolution))
-        weak = build_weak_losses(
-            params, net, run.tasks, num_classes, summary["scene_names"], resolution, device
-        )
-    extra = {"ssl_head": weak.ssl_head} if weak is not None and weak.ssl_head is not None else {}
-    trained = [*net.parameters(), *criterion.parameters()]
-    optimizer = build_optimizer(params, [*trained, *(p for m in extra.values() for p in m.parameters())])
-    scheduler = build_scheduler(params, optimizer)
-    fingerprint = run_fingerprint(params, run)
-    state: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "best_score": math.inf, "best_epoch": 0}
-
-    last_path, best_path = run.folder / "last.pt", run.folder / "best.pt"
-    if last_path.is_file():
-        state = _resume(last_path, fingerprint, net, criterion, optimizer, scheduler, state, runtime, extra)
-    if runtime.is_main:
-        (run.folder / COMPLETE_MARKER).unlink(missing_ok=True)
-
-    trainable: nn.Module = _Trainable(net, criterion, autocast_factory(device, cfg.bf16), weak)
-    if runtime.distributed:
-        trainable = DistributedDataParallel(
-            trainable,
-            device_ids=[device] if device.type == "cuda" else None,
-            find_unused_parameters=weak is not None,  # a batch without weak samples leaves the head idle
-        )
-    train_loader = _loader(train_set, cfg.batch_size, cfg.workers, device, drop_last=True)
-    val_loader = _loader(val_set, cfg.batch_size, cfg.workers, device)
-    last_epoch = cfg.epochs if max_epochs is None else min(cfg.epochs, max_epochs)
-
-    for epoch in range(state["epoch"], last_epoch):
-        train_set.set_epoch(epoch)
-        keys: list[str] = []
-        loss_names = [*run.tasks, *(weak.names if weak is not None else [])]
-        train_losses = _train_epoch(
-            trainable, optimizer, train_loader, run, loss_names, runtime, state, epoch, keys,
-            cfg.channels_last, progress,
-        )  # fmt: skip
-        val = evaluate_outputs(
-            net, val_loader, run.tasks, num_classes, device,
-            normal_kind=cfg.normal_loss, channels_last=cfg.channels_last, bf16=cfg.bf16,
-        )  # fmt: skip
-        if scheduler is not None:
-            scheduler.step()
-        score = selection_score(val, cfg.loss_weights)
-        row: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "step": state["step"],
-            "lr": optimizer.param_groups[0]["lr"],
-        }
-        row |= {f"train_{task}_loss": value for task, value in train_losses.items()}
-        row |= {
-            f"val_{task}_{name}": value for task, metrics in val.items() for name, value in metrics.items()
-        }
-        row["val_score"] = score
-        state["history"].append(row)
-        state["epoch"] = epoch + 1
-        improved = score < state["best_score"]
-        if improved:
-            state["best_score"], state["best_epoch"] = score, epoch + 1
-        if keys_log is not None:
-            _write_keys(keys_log, run, epoch, runtime.rank, keys)
-        if runtime.is_main:
-            if improved:
-                save_checkpoint(_best_state(net, run, num_classes, epoch + 1, val, score), best_path)
-            last = _last_state(net, criterion, optimizer, scheduler, state, fingerprint, run, num_classes)
-            save_checkpoint(last | {name: module.state_dict() for name, module in extra.items()}, last_path)
-            write_history_csv(state["history"], run.history_csv)
-        if runtime.distributed:
-            dist.barrier()
-
-    summary = _summary(run, state, cfg.epochs)
-    if runtime.is_main and state["epoch"] >= cfg.epochs:
-        write_history_csv(state["history"], run.history_csv)
-        write_json_atomic(run.folder / COMPLETE_MARKER, summary)
-    return summary
-
-
 def _train_set(params: Params, run: ModelRun) -> ShardDataset | MixedShardDataset:
     """The labelled train split, mixed with the weak set for ``mgm``."""
     cfg, shards = params.train_mt, Path(params.shard.out)
@@ -424,129 +407,6 @@ def _train_set(params: Params, run: ModelRun) -> ShardDataset | MixedShardDatase
     return MixedShardDataset(
         shards, weak_folder, weak_split, params.mix.synthetic_ratio, shuffle=True, seed=cfg.seed
     )
-
-
-def _resume(
-    path: Path,
-    fingerprint: str,
-    net: nn.Module,
-    criterion: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    state: dict[str, Any],
-    runtime: Runtime,
-    extra: Mapping[str, nn.Module],
-) -> dict[str, Any]:
-    checkpoint = load_checkpoint(path, map_location=runtime.device)
-    if checkpoint.get("fingerprint") != fingerprint:
-        if runtime.is_main:
-            print(f"{path}: written with other params, data or code; training this model afresh")
-        return state
-    load_state_strict(net, checkpoint["model"], str(path))
-    load_state_strict(criterion, checkpoint["loss"], str(path))
-    for name, module in extra.items():
-        load_state_strict(module, checkpoint[name], f"{path} ({name})")
-    try:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(checkpoint["scheduler"])
-    except (KeyError, ValueError) as err:
-        raise CheckpointError(f"{path}: optimizer/scheduler state does not match: {err}") from err
-    set_rng_state(checkpoint["rng"])
-    if runtime.is_main:
-        print(f"resuming {path} after epoch {checkpoint['epoch']}")
-    return {name: checkpoint[name] for name in ("epoch", "step", "history", "best_score", "best_epoch")}
-
-
-def _train_epoch(
-    trainable: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    loader: DataLoader,
-    run: ModelRun,
-    loss_names: Sequence[str],
-    runtime: Runtime,
-    state: dict[str, Any],
-    epoch: int,
-    keys: list[str],
-    channels_last: bool,
-    progress: bool,
-) -> dict[str, float]:
-    trainable.train()
-    meters = {name: LossMeter() for name in loss_names}
-    bar = tqdm(
-        loader, desc=f"{run.variant}/{run.name} epoch {epoch + 1}", unit="batch", leave=False,
-        disable=not (progress and runtime.is_main),
-    )  # fmt: skip
-    join = Join([trainable]) if isinstance(trainable, DistributedDataParallel) else nullcontext()
-    with join:
-        for batch in bar:
-            keys += batch["key"]
-            batch = to_device(batch, runtime.device, channels_last)
-            loss, sums = trainable(batch)
-            check_finite(sums, state["step"], epoch, run)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            state["step"] += 1
-            for task, value in sums.items():
-                meters[task].update(value.total, value.count)
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-    for meter in meters.values():
-        meter.all_reduce()
-    return {task: meter.compute()["loss"] for task, meter in meters.items()}
-
-
-def _best_state(
-    net: nn.Module, run: ModelRun, num_classes: int, epoch: int, val: dict[str, Any], score: float
-) -> dict[str, Any]:
-    return {
-        "model": net.state_dict(),
-        "tasks": list(run.tasks),
-        "num_classes": num_classes,
-        "epoch": epoch,
-        "val": val,
-        "val_score": score,
-    }
-
-
-def _last_state(
-    net: nn.Module,
-    criterion: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    state: dict[str, Any],
-    fingerprint: str,
-    run: ModelRun,
-    num_classes: int,
-) -> dict[str, Any]:
-    return {
-        "model": net.state_dict(),
-        "loss": criterion.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "rng": rng_state(),
-        "fingerprint": fingerprint,
-        "tasks": list(run.tasks),
-        "num_classes": num_classes,
-        **state,
-    }
-
-
-def _summary(run: ModelRun, state: dict[str, Any], epochs: int) -> dict[str, Any]:
-    history = state["history"]
-    best = history[state["best_epoch"] - 1] if history and state["best_epoch"] else {}
-    return {
-        "tasks": list(run.tasks),
-        "epochs_done": state["epoch"],
-        "epochs": epochs,
-        "steps": state["step"],
-        "best_epoch": state["best_epoch"],
-        "best_val_score": state["best_score"] if math.isfinite(state["best_score"]) else None,
-        "best_val": {k[4:]: v for k, v in best.items() if k.startswith("val_")},
-        "last_train_loss": {
-            k[6:-5]: v for k, v in (history[-1] if history else {}).items() if k.startswith("train_")
-        },
-    }
 
 
 def _write_keys(folder: str | Path, run: ModelRun, epoch: int, rank: int, keys: Sequence[str]) -> None:

@@ -21,12 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pipeline.checkpoint import CheckpointError, load_checkpoint
 from pipeline.config import Params
 from pipeline.errors import ParamsError
-from pipeline.models.multitask import TASKS, MultiTaskNet
+from pipeline.models.multitask import MultiTaskNet
 from pipeline.models.refinement import RefinementNet, load_refinement
-from pipeline.train.checkpoint import CheckpointError, load_checkpoint
-from pipeline.train.losses import LossSum
+from pipeline.tasks.losses import LossSum
+from pipeline.tasks.registry import TASKS
 from pipeline.train.ssl import BatchAugment, build_ssl_head, ssl_loss
 
 MIN_SSL_IMAGES = 2  # NT-Xent needs negatives, and batch norm more than one image

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -68,3 +70,16 @@ def stop_runtime(runtime: Runtime) -> None:
     """Tear down the process group, if any."""
     if runtime.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextmanager
+def runtime_session(device_name: str = "auto", threads: int = 0) -> Iterator[Runtime]:
+    """:func:`start_runtime` for the body of a ``with``; on exit the process group is torn down and
+    torch's thread count restored, however the body ends (so a test or notebook is left as it was)."""
+    previous = torch.get_num_threads()
+    runtime = start_runtime(device_name, threads or None)
+    try:
+        yield runtime
+    finally:
+        stop_runtime(runtime)
+        torch.set_num_threads(previous)

@@ -1,14 +1,4 @@
-"""The MGM model as checkpoint entries, and the guided generator for the ``synthesize`` stage.
-
-A joint-training snapshot (``best.pt``, and ``generator.pt`` exported from it) holds:
-
-* ``model``, ``tasks``, ``num_classes``, ``model_config``: M, loadable like a ``train_mt`` best.pt
-  (:func:`pipeline.evaluation.load_trained`);
-* ``refinement``: :func:`~pipeline.models.refinement.refinement_entry` of R (when trained);
-* with a generator: the ``train_gan`` checkpoint fields (``kind``, ``config.sagan``, ``scene_names``,
-  ``generator``, ``generator_ema``, ``discriminator``, ``step``), so
-  :func:`pipeline.train.gan.load_generator` reads ``generator.pt``, plus ``guide`` (the latent
-  guide's config and state) when G was trained jointly.
+"""The guided generator of an MGM checkpoint, for ``synthesize``.
 
 A guided checkpoint makes synthetic image ``i`` as ``G(guide(z_i, E(x_i)), y_i)``, where ``x_i`` is a
 real training image of scene ``y_i`` drawn by a seeded generator (:func:`pair_guide_images`).
@@ -17,7 +7,7 @@ real training image of scene ``y_i`` drawn by a seeded generator (:func:`pair_gu
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,60 +16,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from pipeline.checkpoint import CheckpointError, load_checkpoint, load_state_strict
 from pipeline.data.manifest import read_manifest
 from pipeline.data.reader import ShardDataset
 from pipeline.errors import ParamsError
+from pipeline.generators import CHECKPOINT_KIND, config_differences, load_generator
 from pipeline.models.guided import LatentGuide, widen_generator_input
 from pipeline.models.multitask import MultiTaskNet, build_multitask_net
-from pipeline.models.refinement import refinement_entry
 from pipeline.models.sagan import Generator, SaganConfig
-from pipeline.train.checkpoint import CheckpointError, load_checkpoint, load_state_strict
-from pipeline.train.gan import CHECKPOINT_KIND, config_differences, load_generator
-from pipeline.train.mgm_models import JointModels
 
-SNAPSHOT_KIND = "mgm-joint"
 PAIRING = "each label paired with a real training image of that scene, drawn by a seeded generator"
-
-
-def snapshot(
-    models: JointModels,
-    model_config: Mapping[str, Any],
-    scene_names: Sequence[str],
-    num_classes: int,
-    generator_steps: int,
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The weights of every part as a weights-only checkpoint dict (see the module docstring)."""
-    state: dict[str, Any] = {
-        "kind": SNAPSHOT_KIND,
-        "tasks": list(models.net.tasks),
-        "num_classes": num_classes,
-        "model": models.net.state_dict(),
-        "model_config": dict(model_config),
-        "scene_names": list(scene_names),
-    }
-    if models.refinement is not None:
-        state["refinement"] = refinement_entry(models.refinement)
-    if models.ssl_head is not None:
-        state["ssl_head"] = models.ssl_head.state_dict()
-    if models.generator is not None:
-        assert models.generator_ema is not None and models.sagan_config is not None
-        state["config"] = {"sagan": models.sagan_config.as_dict()}
-        state["generator"] = models.generator.state_dict()
-        state["generator_ema"] = models.generator_ema.state_dict()
-        state["step"] = models.gan_step + generator_steps
-        if models.discriminator is not None:
-            state["discriminator"] = models.discriminator.state_dict()
-        if models.guide is not None:
-            state["guide"] = {"config": models.guide.config, "state": models.guide.state_dict()}
-    return state | dict(extra or {})
-
-
-def generator_export(best: Mapping[str, Any]) -> dict[str, Any]:
-    """``generator.pt``: a snapshot with a generator, marked as a ``train_gan`` checkpoint."""
-    if "generator_ema" not in best:
-        raise ValueError("generator_export: the snapshot holds no generator (mgm.weak is not synthetic)")
-    return {**best, "kind": CHECKPOINT_KIND}
 
 
 @dataclass

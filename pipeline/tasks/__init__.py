@@ -1,0 +1,1 @@
+"""Dense tasks: the registry of task specs (``registry``) and their losses (``losses``)."""

@@ -1,0 +1,96 @@
+"""The dense-task registry: each task's output channels, activation, loss, meter and metric.
+
+A new task (edges, reshading, curvature, ...) joins by adding one :class:`TaskSpec` to :data:`TASKS`.
+It sits below the models and the training loops, which both look tasks up here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from pipeline.errors import ParamsError
+from pipeline.metrics.dense import DepthMeter, Meter, NormalMeter, SegMeter
+from pipeline.tasks.losses import LossSum, depth_loss, normal_loss, seg_loss
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the pipeline needs to know about one dense task."""
+
+    name: str
+    channels: Callable[[int], int]
+    """Output channels given the number of segmentation classes."""
+    activation: Callable[[Tensor], Tensor]
+    """Applied to the decoder output in :meth:`MultiTaskNet.forward` (the loss sees its result)."""
+    loss: Callable[..., LossSum]
+    """``loss(output, batch, normal_kind) -> LossSum`` over valid pixels."""
+    meter: Callable[[int], Meter]
+    """A fresh metric meter given the number of classes."""
+    predict: Callable[[Tensor], Tensor]
+    """Network output -> prediction in target space (class ids, metres, vectors)."""
+    target: str
+    """The batch key of the ground truth."""
+    primary_metric: str
+    """The metric Δm and the paper use for this task."""
+    lower_is_better: bool
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+def _unit(x: Tensor) -> Tensor:
+    return F.normalize(x, dim=1)
+
+
+def _argmax(x: Tensor) -> Tensor:
+    return x.argmax(dim=1)
+
+
+TASKS: dict[str, TaskSpec] = {
+    "seg": TaskSpec(
+        name="seg",
+        channels=lambda num_classes: num_classes,
+        activation=_identity,
+        loss=seg_loss,
+        meter=SegMeter,
+        predict=_argmax,
+        target="seg",
+        primary_metric="miou",
+        lower_is_better=False,
+    ),
+    "depth": TaskSpec(
+        name="depth",
+        channels=lambda num_classes: 1,
+        activation=_identity,
+        loss=depth_loss,
+        meter=lambda num_classes: DepthMeter(),
+        predict=_identity,
+        target="depth",
+        primary_metric="mae",
+        lower_is_better=True,
+    ),
+    "normal": TaskSpec(
+        name="normal",
+        channels=lambda num_classes: 3,
+        activation=_unit,
+        loss=normal_loss,
+        meter=lambda num_classes: NormalMeter(),
+        predict=_identity,
+        target="normal",
+        primary_metric="mean_angle",
+        lower_is_better=True,
+    ),
+}
+"""Task name -> spec. Add an entry to add a task."""
+
+
+def task_spec(name: str) -> TaskSpec:
+    """The spec of task ``name``; a clear error naming the known tasks otherwise."""
+    if name not in TASKS:
+        raise ParamsError(f"model.tasks: unknown task {name!r}; known tasks: {', '.join(TASKS)}")
+    return TASKS[name]

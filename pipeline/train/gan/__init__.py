@@ -1,0 +1,5 @@
+"""GAN pre-training as a small package: the adversarial update (``adversarial``), DiffAugment,
+the real-batch loader (``batches``), FID tracking (``fid_tracking``) and the loop (``loop``).
+
+Kept empty so that importing one part (the MGM joint loop takes the adversarial step) does not
+import the others."""

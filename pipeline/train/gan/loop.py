@@ -1,0 +1,263 @@
+"""Conditional SAGAN pre-training: hinge loss, TTUR, D steps per G step, instance noise,
+DiffAugment, an EMA of G, checkpoints with exact resume, sample grids and FID/KID tracking.
+
+It runs on the training engine (:mod:`pipeline.train.engine`), one unit per G step: resume only
+under the same params, data and code, so an edit of this loop's code retrains the GAN.
+
+Outputs under ``gan.out`` (default ``models/gan``): ``last.pt`` (every ``checkpoint_every`` steps
+and at the end), ``best.pt`` (the state with the lowest FID on ``gan.best_by``), and
+``samples/step-NNNNNN.png`` (one row per scene type, fixed noise, drawn by the EMA generator).
+``gan.plots``/``history.csv`` holds one row per evaluation (losses, FID and KID per split).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from pipeline.checkpoint import CheckpointError, load_state_strict
+from pipeline.config import GanParams, Params, training_identity
+from pipeline.data.reader import read_summary
+from pipeline.generators import (
+    CHECKPOINT_KIND,
+    fixed_latents,
+    generate,
+    real_label_counts,
+    sagan_config,
+)
+from pipeline.hashing import shard_set_fingerprint
+from pipeline.metrics.fid import make_extractor
+from pipeline.models.sagan import Discriminator, Generator, SaganConfig, build_sagan
+from pipeline.runtime import runtime_session, seed_everything
+from pipeline.train.engine import Engine, EngineState, Fingerprint, RunSpec, UnitResult, public_history
+from pipeline.train.gan.adversarial import discriminator_loss, ema_decay_at, generator_loss, update_ema
+from pipeline.train.gan.batches import RealBatches
+from pipeline.train.gan.fid_tracking import FidTracker, plot_fid_curve
+from pipeline.viz import save_image, scene_grid
+
+
+@dataclass
+class GanModels:
+    """G, D, the EMA of G and their optimisers."""
+
+    generator: Generator
+    discriminator: Discriminator
+    generator_ema: Generator
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+
+
+def build_models(config: SaganConfig, gan: GanParams, device: torch.device) -> GanModels:
+    """Fresh G, D and EMA copy of G on ``device``, with Adam at the TTUR learning rates."""
+    generator, discriminator = build_sagan(config)
+    generator, discriminator = generator.to(device), discriminator.to(device)
+    generator_ema = Generator(config).to(device)
+    generator_ema.load_state_dict(generator.state_dict())
+    generator_ema.eval().requires_grad_(False)
+    betas = (float(gan.betas[0]), float(gan.betas[1]))
+    return GanModels(
+        generator,
+        discriminator,
+        generator_ema,
+        torch.optim.Adam(generator.parameters(), lr=gan.g_lr, betas=betas),
+        torch.optim.Adam(discriminator.parameters(), lr=gan.d_lr, betas=betas),
+    )
+
+
+def train_step(
+    models: GanModels, batches: Iterator[tuple[Tensor, Tensor]], gan: GanParams, step: int, device
+) -> dict[str, float]:
+    """``gan.d_steps`` D updates (each on a fresh real batch), one G update, one EMA update."""
+    generator, discriminator = models.generator, models.discriminator
+    generator.train()
+    discriminator.train()
+    latent = generator.config.latent_dim
+    stats = {"d_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
+    for _ in range(gan.d_steps):
+        real, labels = next(batches)
+        real, labels = real.to(device), labels.to(device)
+        with torch.no_grad():
+            fake = generator(torch.randn(len(labels), latent, device=device), labels)
+        loss_d, logits = discriminator_loss(
+            discriminator, real, fake, labels, gan.diffaugment, gan.instance_noise
+        )
+        models.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        models.opt_d.step()
+        stats["d_loss"] += loss_d.item() / gan.d_steps
+        stats["d_real"] += logits["d_real"] / gan.d_steps
+        stats["d_fake"] += logits["d_fake"] / gan.d_steps
+    fake = generator(torch.randn(len(labels), latent, device=device), labels)
+    loss_g = generator_loss(discriminator, fake, labels, gan.diffaugment, gan.instance_noise)
+    models.opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    models.opt_g.step()
+    update_ema(models.generator_ema, generator, ema_decay_at(step, gan.ema_decay))
+    stats["g_loss"] = loss_g.item()
+    return stats
+
+
+def generator_checkpoint(
+    models: GanModels, config: SaganConfig, gan: GanParams, scene_names: Sequence[str], step: int
+) -> dict[str, Any]:
+    """The ``train_gan`` checkpoint entries that ``synthesize`` and ``train_mgm`` read (weights-only):
+    kind, architecture and training params, scene names, G, D, G's EMA, their optimisers, the step."""
+    return {
+        "kind": CHECKPOINT_KIND,
+        "config": {"sagan": config.as_dict(), "train": training_identity(gan)},
+        "scene_names": list(scene_names),
+        "generator": models.generator.state_dict(),
+        "discriminator": models.discriminator.state_dict(),
+        "generator_ema": models.generator_ema.state_dict(),
+        "opt_g": models.opt_g.state_dict(),
+        "opt_d": models.opt_d.state_dict(),
+        "step": step,
+    }
+
+
+def train_gan(params: Params, progress: bool = True, max_steps: int | None = None) -> dict[str, Any]:
+    """Run the ``train_gan`` stage on the training engine; return its final metrics (steps, time,
+    last and best FID, floor). ``max_steps`` stops early, as a kill at that step would."""
+    gan = params.gan
+    real = Path(params.shard.out)
+    with runtime_session(gan.device, gan.threads) as runtime:
+        loop = GanLoop(params, runtime.device, progress)  # first: bad input fails before any file changes
+        spec = RunSpec(
+            name="train_gan",
+            folder=Path(gan.out),
+            units=gan.steps,
+            unit="step",
+            fingerprint=Fingerprint(
+                {"gan": training_identity(gan), "resolution": read_summary(real).get("resolution")},
+                {"shards": shard_set_fingerprint(real)},
+                (__name__,),
+            ),
+            history_csv=Path(gan.plots) / "history.csv",
+            checkpoint_every=gan.checkpoint_every,
+            resume=gan.resume,
+            outputs=("samples/step-*.png",),
+        )
+        return Engine(spec, runtime, progress=progress).train(loop, max_units=max_steps)
+
+
+class GanLoop:
+    """``train_gan`` as an engine loop: a unit is one G step (with its D steps); grids every
+    ``sample_every`` steps, FID/KID rows every ``fid_every`` steps and at the last step."""
+
+    def __init__(self, params: Params, device: torch.device, progress: bool) -> None:
+        gan = self.gan = params.gan
+        self.device = device
+        real = Path(params.shard.out)
+        summary = read_summary(real)
+        self.scene_names = summary["scene_names"]
+        self.config = sagan_config(params, len(self.scene_names))
+        if summary.get("resolution") not in (None, self.config.resolution):
+            raise CheckpointError(
+                f"{real} holds {summary['resolution']} px images but the GAN is {self.config.resolution} px"
+            )
+        self.out = Path(gan.out)
+        splits = (
+            ["train", "weak"]
+            if gan.include_weak and summary["splits"].get("weak", {}).get("samples")
+            else ["train"]
+        )
+        seed_everything(gan.seed)
+        self.models = build_models(self.config, gan, device)
+        self.batches = RealBatches(real, splits, gan.batch_size, gan.seed, gan.workers)
+        self.step = 0
+        self.running: dict[str, float] = {}
+        self.seconds = 0.0
+        self.tracker = FidTracker(
+            real,
+            gan.fid_splits,
+            make_extractor(gan.fid_extractor, device),
+            gan.fid_images,
+            real_label_counts(real, gan.include_weak),
+            self.config.latent_dim,
+            gan.seed,
+            self.scene_names,
+            progress,
+        )
+        self.floor = self.tracker.floor()
+        names = self.scene_names
+        self.grid_labels = torch.arange(len(names)).repeat_interleave(gan.grid_columns)
+        self.grid_latents = fixed_latents(gan.grid_columns, self.config.latent_dim, gan.seed + 2).repeat(
+            len(names), 1
+        )
+        self.fd_name = self.tracker.extractor.distance_names[0]
+        self.best_key = f"{self.fd_name}_{gan.best_by}"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **generator_checkpoint(self.models, self.config, self.gan, self.scene_names, self.step),
+            "epoch": self.batches.epoch,
+            "batch_in_epoch": self.batches.position,
+            "running": dict(self.running),
+            "seconds": self.seconds,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any], where: str) -> None:
+        models = self.models
+        load_state_strict(models.generator, state["generator"], f"{where} (generator)")
+        load_state_strict(models.discriminator, state["discriminator"], f"{where} (discriminator)")
+        load_state_strict(models.generator_ema, state["generator_ema"], f"{where} (generator_ema)")
+        models.opt_g.load_state_dict(state["opt_g"])
+        models.opt_d.load_state_dict(state["opt_d"])
+        self.step = int(state["step"])
+        self.running = dict(state["running"])
+        self.seconds = float(state["seconds"])
+        self.batches.seek(state["epoch"], state["batch_in_epoch"])
+
+    def best_state(self) -> dict[str, Any]:
+        """G, D, EMA and step: no wall-clock time, so equal training gives an equal file."""
+        return generator_checkpoint(self.models, self.config, self.gan, self.scene_names, self.step)
+
+    def train_unit(self, unit: int) -> UnitResult:
+        gan, device = self.gan, self.device
+        started = time.perf_counter()
+        stats = train_step(self.models, self.batches, gan, self.step, device)
+        self.step += 1
+        for key, value in stats.items():
+            self.running[key] = self.running.get(key, 0.0) + value
+        self.running["count"] = self.running.get("count", 0.0) + 1
+        self.seconds += time.perf_counter() - started
+        final = self.step == gan.steps
+        if self.step % gan.sample_every == 0 or final:
+            images = generate(self.models.generator_ema, self.grid_latents, self.grid_labels, 64, device)
+            save_image(
+                scene_grid(images, gan.grid_columns, self.scene_names),
+                self.out / "samples" / f"step-{self.step:06d}.png",
+            )
+        if not (self.step % gan.fid_every == 0 or final):
+            return UnitResult()
+        count = max(self.running.pop("count"), 1.0)
+        row: dict[str, Any] = {"step": self.step, "epoch": self.batches.epoch}
+        row.update({key: value / count for key, value in sorted(self.running.items())})
+        self.running = {}
+        row.update(self.tracker.evaluate(self.models.generator_ema, 64, device))
+        row["seconds"] = round(self.seconds, 1)
+        return UnitResult(row=row, score=row[self.best_key])
+
+    def finish(self, state: EngineState) -> None:
+        history = public_history(state)
+        if history:
+            plot_fid_curve(history, self.floor, self.fd_name, Path(self.gan.plots) / "fid.png")
+
+    def summary(self, state: EngineState) -> dict[str, Any]:
+        """The stage's metrics: steps, time, last and best evaluation, the real-vs-real floor."""
+        history = public_history(state)
+        best = {k: v for k, v in state.best_row().items() if not k.startswith("_")}
+        return {
+            "steps": self.step,
+            "train_seconds": round(self.seconds, 1),
+            "extractor": self.tracker.extractor.name,
+            "last": history[-1] if history else {},
+            "best": best,
+            "floor": self.floor,
+        }

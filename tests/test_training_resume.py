@@ -1,0 +1,139 @@
+"""Every training stage, killed with SIGKILL after its first checkpoint and rerun, ends with exactly the
+tensors of an uninterrupted run (CPU, fixed seed, one thread), and leaves no temporaries behind."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline.checkpoint import load_checkpoint
+from pipeline.train.engine import COMPLETE_MARKER
+from tests._gan import TINY_GAN
+from tests._mgm import make_mgm_root, mgm_overrides
+from tests._tiny_mt import TINY_MODEL
+
+pytestmark = pytest.mark.slow
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _train_mt(root: Path, out: str) -> tuple[list[str], Path, Path]:
+    sets = [
+        f"shard.out={root / 'real'}", f"train_mt.out={root / out}", f"train_mt.plots={root / out / 'plots'}",
+        "train_mt.batch_size=4", "train_mt.epochs=4", "train_mt.lr=0.003", "train_mt.device=cpu",
+        "train_mt.threads=1", *TINY_MODEL,
+    ]  # fmt: skip
+    return (
+        ["stages.train_mt", "--variant", "mt", *_sets(sets)],
+        root / out / "mt",
+        root / out / "plots" / "mt",
+    )
+
+
+def _train_mt_mixed(root: Path, out: str) -> tuple[list[str], Path, Path]:
+    """``train_mt --variant mgm``: labelled shards mixed with the weak split (SSL head state too)."""
+    args, _, _ = _train_mt(root, out)
+    sets = ["mix.weak=real", "mix.synthetic_ratio=0.25", "mix.scene_weight=0", "mix.ssl_dim=8"]
+    args[2] = "mgm"
+    return [*args, *_sets(sets)], root / out / "mgm", root / out / "plots" / "mgm"
+
+
+def _train_gan(root: Path, out: str) -> tuple[list[str], Path, Path]:
+    sets = [
+        *TINY_GAN, f"shard.out={root / 'real'}", f"gan.out={root / out}", f"gan.plots={root / out / 'plots'}",
+        "gan.steps=8", "gan.checkpoint_every=2", "gan.fid_every=2", "gan.sample_every=2",
+        "gan.fid_splits=[val]", "gan.fid_images=4", "gan.threads=1",
+    ]  # fmt: skip
+    return ["stages.train_gan", *_sets(sets)], root / out, root / out / "plots"
+
+
+def _train_mgm(root: Path, out: str) -> tuple[list[str], Path, Path]:
+    sets = mgm_overrides(root, out, "mgm.epochs=4")
+    return ["stages.train_mgm", *_sets(sets)], root / out, root / out / "plots"
+
+
+STAGES = {
+    "train_mt": _train_mt,
+    "train_mt_mixed": _train_mt_mixed,
+    "train_gan": _train_gan,
+    "train_mgm": _train_mgm,
+}
+
+
+def _sets(values: list[str]) -> list[str]:
+    return [part for value in values for part in ("--set", value)]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    root = make_mgm_root(tmp_path_factory.mktemp("resume"))
+    (root / "empty.yaml").write_text("{}\n")
+    return root
+
+
+def _command(root: Path, args: list[str]) -> list[str]:
+    return [sys.executable, "-m", args[0], "--params", str(root / "empty.yaml"), "--quiet", *args[1:]]
+
+
+def _run(root: Path, args: list[str]) -> None:
+    result = subprocess.run(_command(root, args), cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _kill_after_first_checkpoint(root: Path, args: list[str], folder: Path) -> None:
+    process = subprocess.Popen(
+        _command(root, args), cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    while not (folder / "last.pt").exists():
+        assert process.poll() is None, "the stage ended before its first checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (folder / COMPLETE_MARKER).exists(), "killed too late: the run had already finished"
+
+
+def _tensors(value, prefix: str = "") -> dict[str, torch.Tensor]:
+    found: dict[str, torch.Tensor] = {}
+    if isinstance(value, torch.Tensor):
+        found[prefix] = value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found |= _tensors(item, f"{prefix}/{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found |= _tensors(item, f"{prefix}/{index}")
+    return found
+
+
+def _rows(folder: Path) -> list[dict[str, str]]:
+    rows = []
+    for path in sorted(folder.glob("*.csv")):
+        with path.open() as stream:
+            rows += [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(stream)]
+    return rows
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_kill_after_first_checkpoint_then_rerun_equals_an_uninterrupted_run(root, stage):
+    args_whole, whole, plots_whole = STAGES[stage](root, f"{stage}-whole")
+    args_parts, parts, plots_parts = STAGES[stage](root, f"{stage}-killed")
+    _run(root, args_whole)
+    _kill_after_first_checkpoint(root, args_parts, parts)
+    _run(root, args_parts)
+    assert (parts / COMPLETE_MARKER).is_file()
+    assert not list(parts.rglob("*.tmp"))
+    for name in ("last.pt", "best.pt"):
+        a, b = _tensors(load_checkpoint(whole / name)), _tensors(load_checkpoint(parts / name))
+        assert a.keys() == b.keys() and a, name
+        different = [key for key in a if not torch.equal(a[key], b[key])]
+        assert different == [], f"{name}: {different[:5]}"
+    assert _rows(plots_whole) == _rows(plots_parts) != []
