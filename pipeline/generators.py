@@ -27,12 +27,12 @@ from pipeline.models.sagan import Generator, SaganConfig
 CHECKPOINT_KIND = "mgm-sagan"
 
 
-def sagan_config(params: Params, num_classes: int) -> SaganConfig:
-    """The architecture the params describe (resolution follows ``data.resolution``)."""
+def sagan_config(params: Params, num_classes: int, resolution: int) -> SaganConfig:
+    """The architecture the ``gan`` params describe at ``resolution`` (the real shard set's)."""
     gan = params.gan
     try:
         return SaganConfig(
-            resolution=gan.resolution or params.data.resolution,
+            resolution=resolution,
             num_classes=num_classes,
             latent_dim=gan.latent_dim,
             g_width=gan.g_width,
@@ -40,7 +40,7 @@ def sagan_config(params: Params, num_classes: int) -> SaganConfig:
             attention_resolution=gan.attention_resolution,
         )
     except ValueError as err:
-        raise ParamsError(f"gan / data.resolution: {err}") from None
+        raise ParamsError(f"gan (at the shards' resolution {resolution} px): {err}") from None
 
 
 def config_differences(stored: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
@@ -70,7 +70,7 @@ def load_generator(
         if problems:
             raise CheckpointError(
                 f"checkpoint {path} does not match the params ({'; '.join(problems)}): "
-                "set gan.* / data.resolution to the checkpoint's values or pick another checkpoint"
+                "set gan.* to the checkpoint's values (and shard at its resolution) or pick another one"
             )
     generator = Generator(SaganConfig(**stored))
     load_state_strict(generator, state["generator_ema"], f"checkpoint {path} (generator_ema)")

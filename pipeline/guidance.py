@@ -128,7 +128,7 @@ def load_synthesis_generator(
     if problems:
         raise CheckpointError(
             f"checkpoint {path} does not match the params ({'; '.join(problems)}): "
-            "set gan.* / data.resolution to the checkpoint's values or pick another checkpoint"
+            "set gan.* to the checkpoint's values (and shard at its resolution) or pick another checkpoint"
         )
     guide = LatentGuide(**state["guide"]["config"])
     load_state_strict(guide, state["guide"]["state"], f"checkpoint {path} (guide)")

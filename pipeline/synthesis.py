@@ -35,7 +35,7 @@ from pipeline import __version__
 from pipeline.atomic import atomic_output_dir, write_json_atomic
 from pipeline.config import Params, params_to_dict
 from pipeline.data.manifest import MANIFEST_NAME, write_manifest
-from pipeline.data.reader import read_summary
+from pipeline.data.reader import read_summary, shard_resolution
 from pipeline.data.schema import Sample, validate_sample
 from pipeline.data.sharding import SUMMARY_NAME, _SplitStats, shard_bounds, write_split
 from pipeline.errors import OutputExistsError, ParamsError
@@ -161,8 +161,8 @@ def synthesize(params: Params, *, force: bool = False, progress: bool = True) ->
     real = Path(params.shard.out)
     summary = read_summary(real)
     scene_names = list(summary["scene_names"])
-    config = sagan_config(params, len(scene_names))
-    device = select_device(synth.device)
+    config = sagan_config(params, len(scene_names), shard_resolution(summary, real))
+    device = select_device(params.runtime.device)
     generator, checkpoint, guidance = load_synthesis_generator(synth.checkpoint, config, device)
     if list(checkpoint.get("scene_names", scene_names)) != scene_names:
         raise ParamsError(
@@ -242,7 +242,7 @@ def _summary(
         "writer": WRITER_ID,
         "version": __version__,
         "source": "synthetic",
-        "resolution": params.gan.resolution or params.data.resolution,
+        "resolution": shard_resolution(real_summary, params.shard.out),
         "class_names": list(real_summary.get("class_names", [])),
         "scene_names": scene_names,
         "splits": {

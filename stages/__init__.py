@@ -12,6 +12,7 @@ COMMANDS: dict[str, str] = {
 """Sub-commands of ``mgm``: name -> one-line description (module ``stages.<name>``)."""
 
 TOOL_COMMANDS: dict[str, str] = {
+    "params": "Write docs/params.md and params.yaml's comments from the params' descriptions (--check).",
     "deps": "Set each DVC stage's code deps in dvc.yaml to the files its entry point imports (--check).",
 }
 """Sub-commands of ``mgm`` that maintain the project rather than run a stage (module ``stages.<name>``)."""

@@ -26,9 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--metrics",
-        default="metrics/synthesize.json",
+        default="metrics/synthesize_{name}.json",
         metavar="FILE",
-        help="counts and FID for `dvc metrics`",
+        help="counts and FID for `dvc metrics` ({name} is synthesize.name)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -41,7 +41,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
     if "guide" in provenance:  # an MGM generator: G's latent guided by real training images
         metrics["guide"] = {key: provenance["guide"][key] for key in ("mode", "distinct_images")}
     if synth.fid_split != "none":
-        extractor = make_extractor(synth.fid_extractor, select_device(synth.device))
+        extractor = make_extractor(synth.fid_extractor, select_device(params.runtime.device))
         metrics[f"vs_real_{synth.fid_split}"] = compare_shard_sets(
             target,
             SPLIT,
@@ -51,7 +51,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
             provenance["scene_names"],
             progress=not args.quiet,
         )
-    write_metrics_json(metrics, args.metrics)
+    write_metrics_json(metrics, args.metrics.format(name=synth.name))
     guided = f", guided ({provenance['guide']['mode']})" if "guide" in provenance else ""
     print(f"wrote {target}: {provenance['count']} images{guided}, version {provenance['version']}")
 

@@ -17,9 +17,9 @@ TINY_GAN = [
     "gan.fid_images=8",
     "gan.fid_extractor=tiny",
     "gan.grid_columns=2",
-    "gan.device=cpu",
+    "runtime.device=cpu",
     "synthesize.fid_extractor=tiny",
-    "synthesize.device=cpu",
+    "runtime.device=cpu",
 ]
 
 

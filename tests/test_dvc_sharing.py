@@ -29,9 +29,11 @@ def _has_ratio_param(repo: Path) -> bool:
 def test_a_dataset_version_round_trips_through_a_dvc_remote(tmp_path):
     origin = tiny_pipeline_repo(tmp_path / "origin")
     stages = {stage.name: stage for stage in discover_stages(origin)}
-    target = "synthesize" if "synthesize" in stages else "shard"  # the synthetic shards once they exist
+    target = (
+        "synthesize@gan" if "synthesize@gan" in stages else "shard"
+    )  # the synthetic shards once they exist
     dataset = next(out for out in stages[target].outs if out not in stages[target].metrics)
-    artifact = "synthetic-gan" if target == "synthesize" else "real-shards"
+    artifact = "synthetic-gan" if target == "synthesize@gan" else "real-shards"
 
     dvc(origin, "repro", target)
     dvc(origin, "remote", "add", "-d", "local", str(tmp_path / "dvc-store"))

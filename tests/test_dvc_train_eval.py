@@ -9,7 +9,7 @@ import pytest
 from tests._dvc_repo import dvc, make_project_repo, run
 from tests._flow_projects import TINY_PIPELINE
 
-TINY_TRAINING = {**TINY_PIPELINE, "train_mt.threads": 1}
+TINY_TRAINING = {**TINY_PIPELINE, "runtime.threads": 1}
 
 
 def _stages_run(stdout: str) -> list[str]:
@@ -21,12 +21,12 @@ def test_repro_trains_every_variant_and_evaluates(tmp_path):
     repo = make_project_repo(tmp_path / "project", TINY_TRAINING)
     order = _stages_run(dvc(repo, "repro").stdout)
     assert sorted(order) == sorted(
-        ["shard", "train_mt@st", "train_mt@mt", "train_gan", "synthesize", "train_mgm", "synthesize_mgm",
+        ["shard", "train_mt@st", "train_mt@mt", "train_gan", "synthesize@gan", "train_mgm", "synthesize@mgm",
          "train_mt@mgm", "evaluate"]
     )  # fmt: skip
     assert order[0] == "shard"
     assert order.index("evaluate") > max(order.index(f"train_mt@{v}") for v in ("st", "mt", "mgm"))
-    chain = ["train_gan", "train_mgm", "synthesize_mgm", "train_mt@mgm"]
+    chain = ["train_gan", "train_mgm", "synthesize@mgm", "train_mt@mgm"]
     assert [stage for stage in order if stage in chain] == chain
     for task in ("seg", "depth", "normal"):
         assert (repo / "models" / "mt" / "st" / task / "best.pt").is_file()

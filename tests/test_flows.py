@@ -323,12 +323,10 @@ def test_sweep_rows_name_metrics_by_file_and_pick_plots():
 
 def test_overrides_keep_comments_and_inline_style(tmp_path):
     (tmp_path / "params.yaml").write_text((REPO_ROOT / "params.yaml").read_text())
-    changed = write_overrides(
-        tmp_path, ["model.encoder_widths=[8,8,16,16]", "data.seed=0", "gan.resolution=null"]
-    )
+    changed = write_overrides(tmp_path, ["model.encoder_widths=[8,8,16,16]", "data.seed=0", "mgm.g_lr=null"])
     assert changed == ["model.encoder_widths"]
     text = (tmp_path / "params.yaml").read_text()
-    assert "encoder_widths: [8, 8, 16, 16]" in text and "# halfwidth34 stage widths" in text
+    assert "encoder_widths: [8, 8, 16, 16]" in text and "# halfwidth34: the four stage widths" in text
     assert text.replace("[8, 8, 16, 16]", "").count("\n") == (REPO_ROOT / "params.yaml").read_text().count(
         "\n"
     )

@@ -79,8 +79,8 @@ def test_unknown_task_is_a_params_error_naming_model_tasks():
         load_params(None, ["model.tasks=[seg, edges]"])
     with pytest.raises(ParamsError, match=r"model\.tasks: unknown task 'edges'"):
         task_spec("edges")
-    with pytest.raises(ParamsError, match=r"train_mt\.loss_weights: task\(s\) \['normal'\]"):
-        load_params(None, ["model.tasks=[seg]", "train_mt.loss_weights={normal: 2}"])
+    with pytest.raises(ParamsError, match=r"loss\.weights: task\(s\) \[.normal.\]"):
+        load_params(None, ["model.tasks=[seg]", "loss.weights={normal: 2}"])
 
 
 def test_a_new_task_joins_by_one_registry_entry(monkeypatch):

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from pipeline.checkpoint import CheckpointError
+from pipeline.config import load_params
 from pipeline.data.manifest import read_manifest
 from pipeline.data.reader import ShardDataset
+from pipeline.data.sharding import shard_dataset
 from pipeline.errors import OutputExistsError, ParamsError
 from pipeline.hashing import file_sha256
 from pipeline.synthesis import synthesize
@@ -96,12 +98,18 @@ def test_mismatched_checkpoint_is_a_clear_error(root):
             synthesize(
                 tiny_params(root, override, "synthesize.count=2", "synthesize.name=bad"), progress=False
             )
+    wide = load_params(None, [f"shard.out={root / 'real64'}", "data.resolution=64", "data.rooms.train=6",
+                              "data.rooms.val=2", "data.rooms.test=2", "shard.workers=0"])  # fmt: skip
+    shard_dataset(wide, progress=False)  # the 32 px generator against 64 px real shards
     with pytest.raises(CheckpointError, match="resolution: checkpoint 32 vs params 64"):
         synthesize(
-            tiny_params(root, "data.resolution=64", "synthesize.count=2", "synthesize.name=bad"),
+            tiny_params(root, f"shard.out={root / 'real64'}", "synthesize.count=2", "synthesize.name=bad"),
             progress=False,
         )
     assert not (root / "synthetic" / "bad").exists()
+    # data.resolution is the shard stage's: later stages read the shard set's own resolution
+    params = tiny_params(root, "data.resolution=64", "synthesize.count=2", "synthesize.name=res")
+    assert synthesize(params, progress=False)["count"] == 2
 
 
 def test_bad_counts_and_scene_names(root, capsys):
@@ -174,25 +182,24 @@ def test_dvc_repro_trains_the_gan_and_synthesizes(tmp_path):
         "gan.fid_images": 4,
         "gan.fid_extractor": "tiny",
         "gan.grid_columns": 1,
-        "gan.device": "cpu",
+        "runtime.device": "cpu",
         "synthesize.count": 6,
         "synthesize.fid_extractor": "tiny",
-        "synthesize.device": "cpu",
     }
     repo = make_project_repo(tmp_path / "project", tiny)
-    first = dvc(repo, "repro", "synthesize")
-    assert "Running stage 'train_gan'" in first.stdout and "Running stage 'synthesize'" in first.stdout
+    first = dvc(repo, "repro", "synthesize@gan")
+    assert "Running stage 'train_gan'" in first.stdout and "Running stage 'synthesize@gan'" in first.stdout
     target = repo / "data" / "shards" / "synthetic" / "gan"
     hashes = file_hashes(target)
     assert "synthetic-000000.tar" in hashes
     provenance = json.loads((target / "provenance.json").read_text())
     assert provenance["count"] == 6 and provenance["checkpoint"]["step"] == 2
-    again = dvc(repo, "repro", "synthesize")
+    again = dvc(repo, "repro", "synthesize@gan")
     assert "Running stage" not in again.stdout
     metrics = json.dumps(json.loads(dvc(repo, "metrics", "show", "--json").stdout))
     assert "fd_tiny_test" in metrics and "vs_real_test" in metrics
     history = (repo / "plots" / "train_gan" / "history.csv").read_text().splitlines()
     assert len(history) == 3 and history[0].startswith("step,")
-    forced = dvc(repo, "repro", "--force", "synthesize", "--single-item")
-    assert "Running stage 'synthesize'" in forced.stdout
+    forced = dvc(repo, "repro", "--force", "synthesize@gan", "--single-item")
+    assert "Running stage 'synthesize@gan'" in forced.stdout
     assert file_hashes(target) == hashes

@@ -36,7 +36,7 @@ def _d_loss(models, real, labels, z):
 def test_a_few_steps_change_g_lower_d_loss_and_move_the_ema(real_root):
     params = tiny_params(real_root, "gan.diffaugment=[]", "gan.instance_noise=0", "gan.d_steps=2")
     torch.manual_seed(0)
-    models = build_models(sagan_config(params, 6), params.gan, torch.device("cpu"))
+    models = build_models(sagan_config(params, 6, 32), params.gan, torch.device("cpu"))
     batches = RealBatches(real_root / "real", ["train"], 4, 0, 0)
     real, labels = next(RealBatches(real_root / "real", ["train"], 4, 0, 0))
     z = torch.randn(4, 16, generator=torch.Generator().manual_seed(1))
@@ -114,13 +114,19 @@ def test_other_params_start_afresh_with_a_notice(real_root, capsys):
 
 def test_generator_checkpoint_must_match_the_architecture(real_root):
     _run(real_root, "arch", 1)
-    config = sagan_config(tiny_params(real_root), 6)
+    config = sagan_config(tiny_params(real_root), 6, 32)
     generator, state = load_generator(real_root / "arch" / "best.pt", config)
     assert state["step"] == 1 and not generator.training
-    wider = sagan_config(tiny_params(real_root, "gan.d_width=8", "gan.attention_resolution=0"), 6)
+    wider = sagan_config(tiny_params(real_root, "gan.d_width=8", "gan.attention_resolution=0"), 6, 32)
     with pytest.raises(CheckpointError, match=r"attention_resolution: checkpoint 16 vs params 0; d_width"):
         load_generator(real_root / "arch" / "best.pt", wider)
     with pytest.raises(CheckpointError, match="num_classes: checkpoint 6 vs params 5"):
-        load_generator(real_root / "arch" / "best.pt", sagan_config(tiny_params(real_root), 5))
+        load_generator(real_root / "arch" / "best.pt", sagan_config(tiny_params(real_root), 5, 32))
     with pytest.raises(CheckpointError, match="does not exist"):
         load_generator(real_root / "arch" / "absent.pt", config)
+
+
+def test_gan_resolution_is_the_shard_sets_not_data_resolution(real_root):
+    metrics = _run(real_root, "res", 1, "data.resolution=64")  # the shards are 32 px
+    assert metrics["steps"] == 1
+    assert load_checkpoint(real_root / "res" / "best.pt")["config"]["sagan"]["resolution"] == 32

@@ -31,7 +31,7 @@ WEIGHTS = ("model", "ssl_head", "generator", "generator_ema", "discriminator")
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the stage runs set mgm.threads=1 themselves
+    torch.set_num_threads(1)  # the stage runs set runtime.threads=1 themselves
     yield make_mgm_root(tmp_path_factory.mktemp("train_mgm"))
     torch.set_num_threads(threads)
 
@@ -93,7 +93,7 @@ def test_stage_outputs_and_checkpoint_formats(root, straight):
     assert refinement.num_scenes == 6 and refinement.tasks == tasks
     # generator.pt: a train_gan checkpoint (EMA generator of the best epoch) plus the guide
     exported = load_checkpoint(out / "generator.pt")
-    generator, state = load_generator(out / "generator.pt", sagan_config(params, 6))
+    generator, state = load_generator(out / "generator.pt", sagan_config(params, 6, 32))
     assert all(torch.equal(v, best["generator_ema"][k]) for k, v in generator.state_dict().items())
     assert state["guide"]["config"]["mode"] == "add" and set(state["refinement"]) == {"config", "state"}
     assert exported["step"] == 1 + 3 * metrics["best_epoch"]  # GAN pre-training step + joint G steps
@@ -122,7 +122,7 @@ def test_finished_run_stays_and_changed_params_restart(root, straight, capsys):
 def test_mismatched_or_missing_gan_checkpoint_is_a_clear_error(root, capsys):
     params = gan_params(root)
     scene_names = read_summary(root / "real")["scene_names"][:5]
-    config = sagan_config(params, 5)
+    config = sagan_config(params, 5, 32)
     models = build_models(config, params.gan, torch.device("cpu"))
     five = root / "gan5" / "best.pt"
     save_checkpoint(generator_checkpoint(models, config, params.gan, scene_names, 0), five)

@@ -59,7 +59,7 @@ def _params(root, out, *overrides):
         "mix.weak=real",
         f"mix.refinement={root / 'r.pt'}",
         f"mix.synthetic={root / 'no-synthetic-set'}",
-        "mix.ssl_dim=8",
+        "ssl.dim=8",
         *overrides,
     )
 

@@ -27,8 +27,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def _train_mt(root: Path, out: str) -> tuple[list[str], Path, Path]:
     sets = [
         f"shard.out={root / 'real'}", f"train_mt.out={root / out}", f"train_mt.plots={root / out / 'plots'}",
-        "train_mt.batch_size=4", "train_mt.epochs=4", "train_mt.lr=0.003", "train_mt.device=cpu",
-        "train_mt.threads=1", *TINY_MODEL,
+        "train_mt.batch_size=4", "train_mt.epochs=4", "train_mt.lr=0.003", "runtime.device=cpu",
+        "runtime.threads=1", *TINY_MODEL,
     ]  # fmt: skip
     return (
         ["stages.train_mt", "--variant", "mt", *_sets(sets)],
@@ -40,7 +40,7 @@ def _train_mt(root: Path, out: str) -> tuple[list[str], Path, Path]:
 def _train_mt_mixed(root: Path, out: str) -> tuple[list[str], Path, Path]:
     """``train_mt --variant mgm``: labelled shards mixed with the weak split (SSL head state too)."""
     args, _, _ = _train_mt(root, out)
-    sets = ["mix.weak=real", "mix.synthetic_ratio=0.25", "mix.scene_weight=0", "mix.ssl_dim=8"]
+    sets = ["mix.weak=real", "mix.synthetic_ratio=0.25", "mix.scene_weight=0", "ssl.dim=8"]
     args[2] = "mgm"
     return [*args, *_sets(sets)], root / out / "mgm", root / out / "plots" / "mgm"
 
@@ -49,7 +49,7 @@ def _train_gan(root: Path, out: str) -> tuple[list[str], Path, Path]:
     sets = [
         *TINY_GAN, f"shard.out={root / 'real'}", f"gan.out={root / out}", f"gan.plots={root / out / 'plots'}",
         "gan.steps=8", "gan.checkpoint_every=2", "gan.fid_every=2", "gan.sample_every=2",
-        "gan.fid_splits=[val]", "gan.fid_images=4", "gan.threads=1",
+        "gan.fid_splits=[val]", "gan.fid_images=4", "runtime.threads=1",
     ]  # fmt: skip
     return ["stages.train_gan", *_sets(sets)], root / out, root / out / "plots"
 

@@ -47,6 +47,16 @@ def read_summary(folder: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def shard_resolution(summary: dict[str, Any], folder: str | Path) -> int:
+    """The image side of a shard set, from its summary: every stage after ``shard`` reads it here,
+    never from ``data.resolution`` (which may have changed since the shards were written)."""
+    if not isinstance(summary.get("resolution"), int):
+        raise ShardError(
+            f"{Path(folder) / 'summary.json'} records no resolution: re-shard it with `mgm shard`"
+        )
+    return int(summary["resolution"])
+
+
 def distributed_rank_and_world() -> tuple[int, int]:
     """(rank, world size) from an initialised process group, else torchrun's env, else (0, 1)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -56,13 +56,13 @@ def build_model(params: Params, tasks: Sequence[str], num_classes: int) -> Multi
 
 
 def build_loss(params: Params, tasks: Sequence[str]) -> MultiTaskLoss:
-    cfg = params.train_mt
+    loss = params.loss
     return MultiTaskLoss(
         tasks,
         {task: TASKS[task].loss for task in tasks},
-        weights=cfg.loss_weights,
-        weighting=cfg.weighting,
-        normal_kind=cfg.normal_loss,
+        weights=loss.weights,
+        weighting=loss.weighting,
+        normal_kind=loss.normal,
     )
 
 

@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from pipeline.checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
 from pipeline.config import Params, params_to_dict, training_identity
-from pipeline.data.reader import ShardDataset, collate, read_summary
+from pipeline.data.reader import ShardDataset, collate, read_summary, shard_resolution
 from pipeline.errors import ParamsError
 from pipeline.generators import fixed_latents, generate
 from pipeline.hashing import file_sha256, shard_set_fingerprint
@@ -73,11 +73,11 @@ GENERATOR_NAME = "generator.pt"
 
 def mgm_fingerprint(params: Params) -> Fingerprint:
     """What ``last.pt`` must share with this run to be resumed: params, data, GAN checkpoint, code."""
-    train_mt = params_to_dict(params)["train_mt"]
     identity: dict[str, Any] = {
         "mgm": training_identity(params.mgm),
         "model": training_identity(params.model),
-        "loss": {key: train_mt[key] for key in ("loss_weights", "weighting", "normal_loss")},
+        "loss": training_identity(params.loss),
+        "ssl": training_identity(params.ssl),
         "gan": training_identity(params.gan),
     }
     data = {"shards": shard_set_fingerprint(params.shard.out)}
@@ -134,7 +134,7 @@ def train_mgm(params: Params, *, progress: bool = True, max_epochs: int | None =
     ``max_epochs`` stops after that many completed epochs, as a kill at an epoch boundary would.
     """
     cfg = params.mgm
-    with runtime_session(cfg.device, cfg.threads) as runtime:
+    with runtime_session(params.runtime.device, params.runtime.threads) as runtime:
         if runtime.distributed:
             raise ParamsError("train_mgm runs in one process: start it without torchrun")
         loop = MgmLoop(params, runtime.device, progress)  # first: bad input fails before any file changes
@@ -161,14 +161,14 @@ class MgmLoop:
         summary = read_summary(real)
         self.scene_names = list(summary["scene_names"])
         self.num_classes = len(summary["class_names"])
-        resolution = int(summary.get("resolution") or params.data.resolution)
+        resolution = shard_resolution(summary, real)
         if needs_weak_real(params):
             _check_weak_split(params, summary)
         self.steps = active_steps(params)
         self.train_set = ShardDataset(real, "train", shuffle=True, seed=cfg.seed)
         self.val_loader = DataLoader(ShardDataset(real, "val"), batch_size=cfg.batch_size, collate_fn=collate)
         self.loader = DataLoader(
-            self.train_set, batch_size=cfg.batch_size, num_workers=cfg.workers, collate_fn=collate,
+            self.train_set, batch_size=cfg.batch_size, num_workers=params.runtime.workers, collate_fn=collate,
             drop_last=True, pin_memory=device.type == "cuda",
         )  # fmt: skip
         self.weak_source = WeakRealImages(real, cfg.seed, device) if needs_weak_real(params) else None
@@ -229,11 +229,11 @@ class MgmLoop:
         means = self._train_epoch(unit)
         val = evaluate_outputs(
             self.models.net, self.val_loader, list(params.model.tasks), self.num_classes, self.device,
-            normal_kind=params.train_mt.normal_loss,
+            normal_kind=params.loss.normal,
         )  # fmt: skip
         lr = self.optimizers.lr()
         self.optimizers.step_schedulers()
-        score = selection_score(val, params.train_mt.loss_weights)
+        score = selection_score(val, params.loss.weights)
         row: dict[str, Any] = {"epoch": unit + 1, "step": self.step, "lr": lr}
         row |= {f"train_{name}": value for name, value in means.items()}
         row |= {

@@ -183,7 +183,7 @@ def build_joint_models(
         models.refinement = RefinementNet(
             tasks, num_classes, len(scene_names), cfg.refinement_width, cfg.refinement_hidden
         )
-    models.ssl_head = build_ssl_head(cfg.ssl, net.feature_channels, resolution, cfg.simclr_dim)
+    models.ssl_head = build_ssl_head(cfg.ssl, net.feature_channels, resolution, params.ssl.dim)
     if uses_generator(params):
         _attach_gan(models, params, scene_names, resolution)
     return models.to(device)

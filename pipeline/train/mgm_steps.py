@@ -69,7 +69,7 @@ class StepSettings:
         cfg, gan = params.mgm, params.gan
         return cls(
             ssl=cfg.ssl,
-            temperature=cfg.temperature,
+            temperature=params.ssl.temperature,
             scene_weight=cfg.scene_weight,
             ssl_weight=cfg.ssl_weight,
             d_steps=cfg.d_steps,

@@ -46,7 +46,7 @@ from pipeline.atomic import write_bytes_atomic
 from pipeline.checkpoint import CheckpointError, load_state_strict
 from pipeline.config import Params, training_identity
 from pipeline.data.mixing import MixedShardDataset, weak_set
-from pipeline.data.reader import ShardDataset, collate, read_summary
+from pipeline.data.reader import ShardDataset, collate, read_summary, shard_resolution
 from pipeline.hashing import file_sha256, shard_set_fingerprint
 from pipeline.inference import evaluate_outputs, to_device
 from pipeline.metrics.dense import LossMeter
@@ -85,12 +85,14 @@ def run_fingerprint(params: Params, run: ModelRun) -> Fingerprint:
     identity: dict[str, Any] = {
         "model": training_identity(params.model),
         "train_mt": training_identity(params.train_mt),
+        "loss": training_identity(params.loss),
         "tasks": list(run.tasks),
     }
     data = {"shards": shard_set_fingerprint(params.shard.out)}
     if run.variant == "mgm":
         mix = params.mix
         identity["mix"] = training_identity(mix)
+        identity["ssl"] = training_identity(params.ssl)
         if mix.synthetic_ratio > 0:
             data["weak"] = shard_set_fingerprint(weak_set(params)[0])
             refinement = Path(mix.refinement)
@@ -171,8 +173,7 @@ def train_variants(
     keys_log: str | Path | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """:func:`train_mt` for several variants in one runtime (one process group under torchrun)."""
-    cfg = params.train_mt
-    with runtime_session(cfg.device, cfg.threads) as runtime:
+    with runtime_session(params.runtime.device, params.runtime.threads) as runtime:
         return {
             variant: {
                 run.name: train_model(
@@ -232,12 +233,12 @@ class MultiTaskLoop:
 
         seed_everything(cfg.seed)
         self.net = build_model(params, run.tasks, self.num_classes).to(device)
-        if cfg.channels_last:
+        if params.runtime.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.criterion = build_loss(params, run.tasks).to(device)
         self.weak: WeakLosses | None = None  # ratio 0 builds nothing more: the run is mt's, step for step
         if isinstance(self.train_set, MixedShardDataset) and self.train_set.weak_count:
-            resolution = int(summary.get("resolution", params.data.resolution))
+            resolution = shard_resolution(summary, shards)
             self.weak = build_weak_losses(
                 params, self.net, run.tasks, self.num_classes, summary["scene_names"], resolution, device
             )
@@ -252,7 +253,7 @@ class MultiTaskLoop:
         self.loss_names = [*run.tasks, *(self.weak.names if self.weak is not None else [])]
 
         trainable: nn.Module = _Trainable(
-            self.net, self.criterion, autocast_factory(device, cfg.bf16), self.weak
+            self.net, self.criterion, autocast_factory(device, params.runtime.bf16), self.weak
         )
         if runtime.distributed:
             trainable = DistributedDataParallel(
@@ -262,8 +263,9 @@ class MultiTaskLoop:
                 is not None,  # a batch without weak samples leaves the head idle
             )
         self.trainable = trainable
-        self.train_loader = _loader(self.train_set, cfg.batch_size, cfg.workers, device, drop_last=True)
-        self.val_loader = _loader(val_set, cfg.batch_size, cfg.workers, device)
+        workers = params.runtime.workers
+        self.train_loader = _loader(self.train_set, cfg.batch_size, workers, device, drop_last=True)
+        self.val_loader = _loader(val_set, cfg.batch_size, workers, device)
         self._val: dict[str, Any] = {}
         self._epoch = 0
         self._score = math.inf
@@ -294,17 +296,17 @@ class MultiTaskLoop:
         self.step = int(state["step"])
 
     def train_unit(self, unit: int) -> UnitResult:
-        cfg, run = self.params.train_mt, self.run
+        run, runtime = self.run, self.params.runtime
         self.train_set.set_epoch(unit)
         keys: list[str] = []
         train_losses = self._train_epoch(unit, keys)
         val = evaluate_outputs(
             self.net, self.val_loader, run.tasks, self.num_classes, self.runtime.device,
-            normal_kind=cfg.normal_loss, channels_last=cfg.channels_last, bf16=cfg.bf16,
+            normal_kind=self.params.loss.normal, channels_last=runtime.channels_last, bf16=runtime.bf16,
         )  # fmt: skip
         if self.scheduler is not None:
             self.scheduler.step()
-        score = selection_score(val, cfg.loss_weights)
+        score = selection_score(val, self.params.loss.weights)
         row: dict[str, Any] = {
             "epoch": unit + 1,
             "step": self.step,
@@ -333,7 +335,7 @@ class MultiTaskLoop:
         with join:
             for batch in bar:
                 keys += batch["key"]
-                batch = to_device(batch, runtime.device, self.params.train_mt.channels_last)
+                batch = to_device(batch, runtime.device, self.params.runtime.channels_last)
                 loss, sums = trainable(batch)
                 check_finite(sums, self.step, epoch, self.run)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -349,7 +351,7 @@ class MultiTaskLoop:
                 f"train_mt {self.run.variant}/{self.run.name}: epoch {epoch + 1} had no batch to train on: "
                 f"the train split of {self.params.shard.out} is smaller than train_mt.batch_size "
                 f"({self.params.train_mt.batch_size}) per loader worker; lower train_mt.batch_size or "
-                "train_mt.workers, or shard more training images"
+                "runtime.workers, or shard more training images"
             )
         for meter in meters.values():
             meter.all_reduce()

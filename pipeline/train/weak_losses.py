@@ -176,7 +176,7 @@ def build_weak_losses(
         refinement = load_frozen_refinement(mix.refinement, tasks, num_classes, scene_names, device)
     head, augment = None, None
     if mix.ssl != "none" and mix.ssl_weight > 0:
-        head = build_ssl_head(mix.ssl, net.feature_channels, resolution, mix.ssl_dim, param="mix.ssl")
+        head = build_ssl_head(mix.ssl, net.feature_channels, resolution, params.ssl.dim, param="mix.ssl")
         assert head is not None
         head = head.to(device)
         augment = BatchAugment(resolution)
@@ -187,7 +187,7 @@ def build_weak_losses(
         mix.ssl,
         head,
         augment,
-        temperature=mix.temperature,
+        temperature=params.ssl.temperature,
         scene_weight=mix.scene_weight,
         ssl_weight=mix.ssl_weight,
     )

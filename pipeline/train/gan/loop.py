@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from pipeline.checkpoint import CheckpointError, load_state_strict
+from pipeline.checkpoint import load_state_strict
 from pipeline.config import GanParams, Params, training_identity
-from pipeline.data.reader import read_summary
+from pipeline.data.reader import read_summary, shard_resolution
 from pipeline.generators import (
     CHECKPOINT_KIND,
     fixed_latents,
@@ -126,7 +126,7 @@ def train_gan(params: Params, progress: bool = True, max_steps: int | None = Non
     last and best FID, floor). ``max_steps`` stops early, as a kill at that step would."""
     gan = params.gan
     real = Path(params.shard.out)
-    with runtime_session(gan.device, gan.threads) as runtime:
+    with runtime_session(params.runtime.device, params.runtime.threads) as runtime:
         loop = GanLoop(params, runtime.device, progress)  # first: bad input fails before any file changes
         spec = RunSpec(
             name="train_gan",
@@ -134,7 +134,7 @@ def train_gan(params: Params, progress: bool = True, max_steps: int | None = Non
             units=gan.steps,
             unit="step",
             fingerprint=Fingerprint(
-                {"gan": training_identity(gan), "resolution": read_summary(real).get("resolution")},
+                {"gan": training_identity(gan)},  # the resolution is the shards' (in their hash)
                 {"shards": shard_set_fingerprint(real)},
                 (__name__,),
             ),
@@ -156,11 +156,7 @@ class GanLoop:
         real = Path(params.shard.out)
         summary = read_summary(real)
         self.scene_names = summary["scene_names"]
-        self.config = sagan_config(params, len(self.scene_names))
-        if summary.get("resolution") not in (None, self.config.resolution):
-            raise CheckpointError(
-                f"{real} holds {summary['resolution']} px images but the GAN is {self.config.resolution} px"
-            )
+        self.config = sagan_config(params, len(self.scene_names), shard_resolution(summary, real))
         self.out = Path(gan.out)
         splits = (
             ["train", "weak"]
@@ -169,7 +165,7 @@ class GanLoop:
         )
         seed_everything(gan.seed)
         self.models = build_models(self.config, gan, device)
-        self.batches = RealBatches(real, splits, gan.batch_size, gan.seed, gan.workers)
+        self.batches = RealBatches(real, splits, gan.batch_size, gan.seed, params.runtime.workers)
         self.step = 0
         self.running: dict[str, float] = {}
         self.seconds = 0.0
