@@ -20,11 +20,32 @@ from typing import Any
 from pipeline.errors import OutputExistsError
 
 
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def usual_mode(directory: bool = False) -> int:
+    """The mode ``open``/``mkdir`` would give (0644/0755 under the usual umask): ``mkstemp`` and
+    ``mkdtemp`` create 0600/0700, which would make outputs unreadable to other users."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
+def temporary_sibling(path: Path) -> str:
+    """A new empty file ``.<name>.<random>.tmp`` beside ``path``, with the usual mode; its name."""
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(handle, usual_mode())
+    os.close(handle)
+    return tmp_name
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary sibling and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp_name = temporary_sibling(path)
+    handle = os.open(tmp_name, os.O_WRONLY)
     try:
         with os.fdopen(handle, "wb") as tmp:
             tmp.write(data)
@@ -44,20 +65,23 @@ def write_json_atomic(path: str | Path, value: Any) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_output_dir(target: str | Path, marker: str, *, force: bool = False) -> Iterator[Path]:
+def atomic_output_dir(target: str | Path, marker: str, *, writer: str, force: bool = False) -> Iterator[Path]:
     """Yield a fresh temporary folder; on success it replaces ``target``.
 
-    ``marker`` is a file name the writer puts in every folder it completes. An existing
-    ``target`` without that marker was not made by this writer: it is kept and
-    :class:`OutputExistsError` raised, unless ``force``. On any error the temporary folder is
-    removed and ``target`` stays as it was. A killed process leaves only a hidden
-    ``.<name>.tmp-*`` folder, which the next run removes.
+    ``marker`` is a JSON file the writer puts in every folder it completes, with ``"writer":
+    writer`` in it. An existing ``target`` whose marker does not say so was not made by this
+    writer (a common file name proves nothing): it is kept and :class:`OutputExistsError` raised,
+    unless ``force``. On any error the temporary folder is removed and ``target`` stays as it was.
+    A killed process leaves only a hidden ``.<name>.tmp-*`` folder, which the next run removes; a
+    crash between the two renames of the swap leaves ``.<name>.old-*``, which the next run puts
+    back if nothing took its place.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _check_replaceable(target, marker, force)
     _remove_stale_temporaries(target)
+    _check_replaceable(target, marker, writer, force)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+    os.chmod(tmp, usual_mode(directory=True))
     try:
         yield tmp
         if not (tmp / marker).is_file():
@@ -68,14 +92,23 @@ def atomic_output_dir(target: str | Path, marker: str, *, force: bool = False) -
         raise
 
 
-def _check_replaceable(target: Path, marker: str, force: bool) -> None:
+def written_by(folder: Path, marker: str, writer: str) -> bool:
+    """Whether ``folder/marker`` is a JSON object that names ``writer`` as its writer."""
+    try:
+        value = json.loads((folder / marker).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(value, dict) and value.get("writer") == writer
+
+
+def _check_replaceable(target: Path, marker: str, writer: str, force: bool) -> None:
     if not target.exists() or force:
         return
-    if target.is_dir() and (not any(target.iterdir()) or (target / marker).is_file()):
+    if target.is_dir() and (not any(target.iterdir()) or written_by(target, marker, writer)):
         return
     raise OutputExistsError(
-        f"{target} exists and was not written by this stage (no {marker} in it); "
-        "move it away or pass --force to replace it"
+        f"{target} exists and was not written by this stage (no {marker} naming writer {writer!r} "
+        "in it); move it away or pass --force to replace it"
     )
 
 
@@ -93,12 +126,20 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
 
 
 def _remove_stale_temporaries(target: Path) -> None:
-    """Remove temporaries left by killed runs (their process is gone); a live run's stay."""
-    for kind in ("tmp", "old"):
-        for stale in target.parent.glob(f".{target.name}.{kind}-*"):
+    """Clean up after killed runs (their process is gone; a live run's files stay): remove their
+    half-built ``tmp`` folders, and put an ``old`` output back when a crash between the two renames
+    of the swap left ``target`` missing (else it is the replaced output, and goes)."""
+    for kind in ("old", "tmp"):
+        for stale in sorted(target.parent.glob(f".{target.name}.{kind}-*")):
             pid = stale.name.rsplit(f".{kind}-", 1)[1].split("-", 1)[0]
-            if stale.is_dir() and not _process_alive(pid):
+            if _process_alive(pid):
+                continue
+            if kind == "old" and not (target.exists() or target.is_symlink()):
+                os.replace(stale, target)
+            elif stale.is_dir() and not stale.is_symlink():
                 shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
 
 
 def _process_alive(pid_text: str) -> bool:

@@ -3,19 +3,20 @@
 A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts: model and optimizer
 state dicts, the scheduler state, the step/epoch, the run history and the RNG states of Python and
 torch (CPU and CUDA). It is written to a temporary name and renamed, so a killed run never leaves
-a half-written checkpoint that could be loaded.
+a half-written checkpoint that could be loaded; equal contents give equal bytes (so a hash of a
+checkpoint names what it holds, not when or where it was written).
 """
 
 from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from pipeline.atomic import temporary_sibling
 from pipeline.errors import PipelineError
 
 
@@ -27,10 +28,14 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Save ``state`` atomically (temporary file in the same folder, then ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    tmp_name = temporary_sibling(path)
     try:
-        torch.save(state, tmp_name)
+        # A stream, not a path: torch.save names the archive's root folder after a path it is given,
+        # and the random temporary name would make equal checkpoints differ byte for byte.
+        with open(tmp_name, "wb") as stream:
+            torch.save(state, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -494,11 +494,11 @@ def validate_params(raw: Mapping[str, Any], where: str = "params") -> Params:
         problems = []
         for error in err.errors():
             key = ".".join(str(part) for part in error["loc"]) or "(top level)"
-            message = error["msg"]
+            message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown key"
-            elif "input" in error and error["type"] != "missing":
-                message += f" (got {error['input']!r})"
+            elif "input" in error and error["type"] != "missing" and not isinstance(error["input"], Mapping):
+                message += f" (got {error['input']!r})"  # a whole section would drown the message
             problems.append(f"{key}: {message}")
         raise ParamsError(f"{where}: invalid params:\n  " + "\n  ".join(problems)) from None
 

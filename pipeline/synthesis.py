@@ -86,13 +86,19 @@ def check_version(target: Path, version: str, force: bool) -> None:
     if force or not provenance.is_file():
         return
     try:
-        existing = json.loads(provenance.read_text()).get("version")
+        recorded = json.loads(provenance.read_text())
     except (OSError, ValueError):
-        existing = None
-    if existing != version:
+        recorded = None
+    if not isinstance(recorded, dict) or recorded.get("writer") != WRITER_ID or "version" not in recorded:
         raise OutputExistsError(
-            f"{target} holds synthetic dataset version {existing} and these params make version {version}: "
-            "pass --force (or set synthesize.force=true) to replace it, or choose another synthesize.name"
+            f"{target} holds a {PROVENANCE_NAME} that `mgm synthesize` did not write (no version in it): "
+            "move the folder away, choose another synthesize.name, or pass --force to replace it"
+        )
+    if recorded["version"] != version:
+        raise OutputExistsError(
+            f"{target} holds synthetic dataset version {recorded['version']} and these params make version "
+            f"{version}: pass --force (or set synthesize.force=true) to replace it, or choose another "
+            "synthesize.name"
         )
 
 
@@ -222,7 +228,7 @@ def synthesize(params: Params, *, force: bool = False, progress: bool = True) ->
             sample, num_classes=1, num_scenes=len(scene_names), resolution=config.resolution, dense=False
         )
 
-    with atomic_output_dir(target, PROVENANCE_NAME, force=force or synth.force) as folder:
+    with atomic_output_dir(target, PROVENANCE_NAME, writer=WRITER_ID, force=force or synth.force) as folder:
         bounds = shard_bounds(count, synth.samples_per_shard, synth.min_shards)
         samples = _generated_samples(
             generator, latents, labels, synth.batch_size, device, meta, scene_names, guide_keys

@@ -11,14 +11,13 @@ from typing import Any
 
 import yaml
 
+from tests._tiny import PIPELINE
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_PATHS = ("pipeline", "stages", "flows", "data/sources", "dvc.yaml", "params.yaml", ".gitignore")
 TINY_PARAMS = {
-    "data.resolution": 32,
-    "data.rooms.train": 8,
-    "data.rooms.val": 4,
-    "data.rooms.test": 4,
-    "shard.workers": 0,
+    key: PIPELINE[key]
+    for key in ("data.resolution", "data.rooms.train", "data.rooms.val", "data.rooms.test", "shard.workers")
 }
 
 

@@ -15,45 +15,14 @@ import yaml
 
 from pipeline.config import Params
 from tests._dvc_repo import make_project_repo, run
-
-TINY_PIPELINE: dict[str, Any] = {
-    "model.encoder": "halfwidth34",
-    "model.encoder_widths": [8, 8, 16, 16],
-    "model.decoder_channels": [16, 8, 8, 8, 8],
-    "train_mt.epochs": 1,
-    "train_mt.batch_size": 4,
-    "runtime.device": "cpu",
-    "evaluate.grid_samples": 2,
-    "gan.g_width": 4,
-    "gan.d_width": 4,
-    "gan.latent_dim": 16,
-    "gan.attention_resolution": 16,
-    "gan.batch_size": 4,
-    "gan.steps": 1,
-    "gan.fid_images": 8,
-    "gan.fid_splits": ["val"],
-    "gan.fid_extractor": "tiny",
-    "gan.grid_columns": 2,
-    "synthesize.count": 8,
-    "synthesize.batch_size": 8,
-    "synthesize.fid_extractor": "tiny",
-    "mgm.epochs": 1,
-    "mgm.batch_size": 4,
-    "mgm.refinement_width": 4,
-    "mgm.refinement_hidden": 8,
-    "ssl.dim": 8,
-    "mgm.grid_columns": 2,
-    "flow.retries": 0,
-    "flow.retry_delay_seconds": 0,
-}
-"""Toy sizes for every stage the library has (on top of tests._dvc_repo.TINY_PARAMS: 32 px, 8/4/4 rooms)."""
+from tests._tiny import PIPELINE
 
 RATIO_PARAM = "mix.synthetic_ratio"
 
 
 def tiny_pipeline_repo(root: Path, extra: dict[str, Any] | None = None) -> Path:
     """A copy of this project with toy params for the sections the library knows."""
-    known = {key: value for key, value in TINY_PIPELINE.items() if key.split(".")[0] in Params.model_fields}
+    known = {key: value for key, value in PIPELINE.items() if key.split(".")[0] in Params.model_fields}
     return make_project_repo(root, {**known, **(extra or {})})
 
 

@@ -70,3 +70,11 @@ def test_malformed_override_and_missing_file(tmp_path):
     broken.write_text("data: [unclosed")
     with pytest.raises(ParamsError, match=r"broken\.yaml"):
         load_params(broken)
+
+
+def test_a_section_level_error_names_the_key_without_echoing_the_section(tmp_path):
+    with pytest.raises(ParamsError) as info:
+        load_params(REPO_ROOT / "params.yaml", ["data.num_classes=40"])
+    message = str(info.value)
+    assert "data: num_classes: the rooms source has the 13 NYUv2 classes only" in message
+    assert "Value error" not in message and "label_fraction" not in message  # not the whole data dict

@@ -8,13 +8,13 @@ import pytest
 
 from pipeline.checkpoint import load_checkpoint
 from tests._dvc_repo import dvc, make_project_repo
-from tests._flow_projects import TINY_PIPELINE
+from tests._tiny import PIPELINE
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:dvc.*")]
 
 
 def test_gan_code_edit_reruns_train_gan_only_and_retrains_it(tmp_path):
-    repo = make_project_repo(tmp_path / "project", {**TINY_PIPELINE, "gan.steps": 2})
+    repo = make_project_repo(tmp_path / "project", {**PIPELINE, "gan.steps": 2})
     dvc(repo, "repro", "train_gan", "train_mt@mt")
     assert json.loads(dvc(repo, "status", "--json").stdout).keys().isdisjoint({"train_gan", "train_mt@mt"})
     last = repo / "models" / "gan" / "last.pt"

@@ -15,6 +15,7 @@ def repo(tmp_path_factory):
     return make_project_repo(tmp_path_factory.mktemp("dvc") / "project")
 
 
+@pytest.mark.slow
 def test_repro_is_reproducible_and_tracks_params(repo):
     first = dvc(repo, "repro", "shard")
     assert "Running stage 'shard'" in first.stdout

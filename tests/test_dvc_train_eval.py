@@ -7,9 +7,9 @@ import json
 import pytest
 
 from tests._dvc_repo import dvc, make_project_repo, run
-from tests._flow_projects import TINY_PIPELINE
+from tests._tiny import PIPELINE
 
-TINY_TRAINING = {**TINY_PIPELINE, "runtime.threads": 1}
+TINY_TRAINING = {**PIPELINE, "runtime.threads": 1}
 
 
 def _stages_run(stdout: str) -> list[str]:

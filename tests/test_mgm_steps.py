@@ -19,7 +19,7 @@ from pipeline.train.mgm_steps import (
     step_ssl_weak,
 )
 from pipeline.train.ssl import BatchAugment
-from tests._mgm import make_mgm_root, mgm_params
+from tests._tiny import mgm_params, mgm_project
 
 CPU = torch.device("cpu")
 
@@ -35,7 +35,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory, one_thread):
-    return make_mgm_root(tmp_path_factory.mktemp("mgm_steps"))
+    return mgm_project(tmp_path_factory.mktemp("mgm_steps")).root
 
 
 def _batch(root, offset=0):

@@ -19,9 +19,8 @@ from pipeline.errors import ParamsError, ShardError
 from pipeline.synthesis import synthesize
 from pipeline.tasks.losses import MultiTaskLoss, depth_loss, normal_loss, seg_loss
 from pipeline.train.gan.loop import train_gan
-from tests._gan import make_real_shards
-from tests._gan import tiny_params as gan_params
 from tests._sources import GradientSource
+from tests._tiny import gan_params, gan_shards
 
 # forkserver workers fork from a server that has already imported the loader (and torch), so each
 # 2-worker loader below starts in well under a second instead of importing torch per worker.
@@ -190,7 +189,7 @@ def test_ratio_zero_gives_the_real_only_batches(small, tmp_path):
 def synthetic(tmp_path_factory):
     """A real shard set (12 train) and a 30-image synthetic set from a 1-step tiny SAGAN."""
     root = tmp_path_factory.mktemp("synthetic-mix")
-    make_real_shards(root)
+    gan_shards(root)
     train_gan(gan_params(root, "gan.steps=1", "gan.fid_splits=[val]"), progress=False)
     synthesize(gan_params(root, "synthesize.count=30", "synthesize.fid_split=none"), progress=False)
     return root

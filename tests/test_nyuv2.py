@@ -182,6 +182,11 @@ def _load_key(job: tuple) -> str:
     return source.load(item_id).key
 
 
+def test_a_folder_given_as_the_mat_file_is_named_as_a_folder(tmp_path: Path):
+    with pytest.raises(SourceError, match=r"is a folder, not the NYUv2 labelled .mat file"):
+        NYUv2MatSource(tmp_path, 32, 13, RANDOM, 0)
+
+
 def test_mat_missing_file(tmp_path: Path):
     missing = tmp_path / "nope.mat"
     with pytest.raises(SourceError, match=re.escape(str(missing))):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import shutil
+import tarfile
 
 import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from pipeline.config import load_params
+from pipeline.data.manifest import sample_byte_ranges
 from pipeline.data.reader import ShardDataset, collate, list_shards
 from pipeline.data.sharding import shard_dataset
 from pipeline.errors import ShardError
@@ -98,6 +101,28 @@ def test_truncated_shard_names_the_file(shard_set, tmp_path):
     shard.write_bytes(shard.read_bytes()[:1500])
     with pytest.raises(ShardError, match=r"test-000000\.tar"):
         _keys(ShardDataset(broken, "test"))
+
+
+def test_a_shard_cut_at_a_sample_boundary_is_caught_against_the_manifest(shard_set, tmp_path):
+    broken = tmp_path / "short"
+    shutil.copytree(shard_set, broken)
+    shard = broken / "train-000000.tar"
+    offsets = sorted(sample_byte_ranges(shard).values())
+    assert len(offsets) >= 2
+    with tarfile.open(shard) as tar:  # rewrite the tar without its last sample: a clean, valid tar
+        members = [(m, tar.extractfile(m).read()) for m in tar.getmembers()]
+    last_key = members[-1][0].name.split(".", 1)[0]
+    with tarfile.open(shard, "w", format=tarfile.USTAR_FORMAT) as tar:
+        for member, data in members:
+            if member.name.split(".", 1)[0] != last_key:
+                tar.addfile(member, io.BytesIO(data))
+    with pytest.raises(
+        ShardError, match=r"train-000000\.tar holds \d+ samples but the manifest .* records \d+"
+    ):
+        _keys(ShardDataset(broken, "train"))
+    (broken / "train-000001.tar").unlink()
+    with pytest.raises(ShardError, match=r"shard\(s\) \['train-000001.tar'\] are in the manifest but not"):
+        ShardDataset(broken, "train")
 
 
 def test_corrupt_png_names_file_and_key(shard_set, tmp_path):

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests._files import file_hashes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +24,7 @@ def _command(out: Path, train: int) -> list[str]:
     return command
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_keeps_previous_output(tmp_path):
     out = tmp_path / "real"
     subprocess.run(_command(out, 4), cwd=REPO_ROOT, check=True, capture_output=True, timeout=300)

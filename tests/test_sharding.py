@@ -13,6 +13,7 @@ from pipeline.data.codec import decode_fields
 from pipeline.data.manifest import read_manifest
 from pipeline.data.sharding import shard_bounds, shard_dataset, split_labelled
 from pipeline.errors import OutputExistsError, SampleError
+from stages.cli import main as mgm_main
 from tests._files import file_hashes
 from tests._sources import GradientSource
 
@@ -121,6 +122,19 @@ def test_refuses_to_replace_a_folder_it_did_not_write(tmp_path):
     with pytest.raises(OutputExistsError, match="--force"):
         shard_dataset(_params(out), source=GradientSource(), progress=False)
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_user_folder_holding_a_summary_json_is_not_taken_for_a_shard_set(tmp_path, capsys):
+    out = tmp_path / "u"
+    out.mkdir()
+    (out / "summary.json").write_text("{}")  # a common file name proves no ownership
+    (out / "thesis.txt").write_text("x")
+    (tmp_path / "none.yaml").write_text("{data: {resolution: 32, rooms: {train: 4, val: 2, test: 2}}}\n")
+    code = mgm_main(["shard", "--params", str(tmp_path / "none.yaml"), "--set", f"shard.out={out}"])
+    assert code == 2 and "was not written by this stage" in capsys.readouterr().err
+    assert (out / "thesis.txt").read_text() == "x"
+    shard_dataset(_params(tmp_path / "mine"), source=GradientSource(), progress=False)
+    shard_dataset(_params(tmp_path / "mine"), source=GradientSource(), progress=False)  # its own: replaced
 
 
 def test_real_nyuv2_mini_shards_through_the_stage(nyuv2_mini, tmp_path):

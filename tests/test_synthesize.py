@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,19 +19,19 @@ from pipeline.synthesis import synthesize
 from pipeline.train.gan.loop import train_gan
 from stages.cli import main as mgm_main
 from tests._files import file_hashes
-from tests._gan import make_real_shards, tiny_params
+from tests._tiny import TinyProject, gan_params, gan_shards
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
-    make_real_shards(root)
-    train_gan(tiny_params(root, "gan.steps=1", "gan.fid_splits=[val]"), progress=False)
+    gan_shards(root)
+    train_gan(gan_params(root, "gan.steps=1", "gan.fid_splits=[val]"), progress=False)
     return root
 
 
 def test_same_checkpoint_seed_and_params_give_identical_bytes(root):
-    params = tiny_params(root, "synthesize.count=10", "synthesize.batch_size=3")
+    params = gan_params(root, "synthesize.count=10", "synthesize.batch_size=3")
     first = synthesize(params, progress=False)
     target = root / "synthetic" / "gan"
     hashes = file_hashes(target)
@@ -46,13 +47,13 @@ def test_same_checkpoint_seed_and_params_give_identical_bytes(root):
     assert first["checkpoint"]["sha256"] == file_sha256(root / "gan" / "best.pt")
     assert first["checkpoint"]["step"] == 1 and first["count"] == 10 and first["seed"] == 0
     assert sum(first["count_per_scene"].values()) == 10
-    other_seed = tiny_params(root, "synthesize.count=10", "synthesize.seed=1", "synthesize.name=seed1")
+    other_seed = gan_params(root, "synthesize.count=10", "synthesize.seed=1", "synthesize.name=seed1")
     synthesize(other_seed, progress=False)
     assert file_hashes(root / "synthetic" / "seed1")["synthetic-000000.tar"] != hashes["synthetic-000000.tar"]
 
 
 def test_shards_hold_image_scene_and_meta_only(root):
-    params = tiny_params(root, "synthesize.count=7", "synthesize.name=read")
+    params = gan_params(root, "synthesize.count=7", "synthesize.name=read")
     provenance = synthesize(params, progress=False)
     items = list(ShardDataset(root / "synthetic" / "read", "synthetic"))
     assert len(items) == 7
@@ -70,17 +71,17 @@ def test_shards_hold_image_scene_and_meta_only(root):
 def test_relative_count_real_and_balanced_labels(root):
     real = json.loads((root / "real" / "summary.json").read_text())["splits"]["train"]["scenes"]
     relative = synthesize(
-        tiny_params(root, "synthesize.count_relative=2", "synthesize.name=rel"), progress=False
+        gan_params(root, "synthesize.count_relative=2", "synthesize.name=rel"), progress=False
     )
     assert relative["count"] == 24  # 2 x 12 real training images
     assert relative["count_per_scene"] == {name: 2 * real.get(name, 0) for name in relative["scene_names"]}
     balanced = synthesize(
-        tiny_params(root, "synthesize.count=12", "synthesize.labels=balanced", "synthesize.name=bal"),
+        gan_params(root, "synthesize.count=12", "synthesize.labels=balanced", "synthesize.name=bal"),
         progress=False,
     )
     assert set(balanced["count_per_scene"].values()) == {2}
     only = synthesize(
-        tiny_params(
+        gan_params(
             root,
             "synthesize.count=5",
             "synthesize.scenes=[office]",
@@ -96,39 +97,39 @@ def test_mismatched_checkpoint_is_a_clear_error(root):
     for override, key in (("gan.g_width=8", "g_width"), ("gan.latent_dim=32", "latent_dim")):
         with pytest.raises(CheckpointError, match=rf"does not match the params \(.*{key}: checkpoint"):
             synthesize(
-                tiny_params(root, override, "synthesize.count=2", "synthesize.name=bad"), progress=False
+                gan_params(root, override, "synthesize.count=2", "synthesize.name=bad"), progress=False
             )
     wide = load_params(None, [f"shard.out={root / 'real64'}", "data.resolution=64", "data.rooms.train=6",
                               "data.rooms.val=2", "data.rooms.test=2", "shard.workers=0"])  # fmt: skip
     shard_dataset(wide, progress=False)  # the 32 px generator against 64 px real shards
     with pytest.raises(CheckpointError, match="resolution: checkpoint 32 vs params 64"):
         synthesize(
-            tiny_params(root, f"shard.out={root / 'real64'}", "synthesize.count=2", "synthesize.name=bad"),
+            gan_params(root, f"shard.out={root / 'real64'}", "synthesize.count=2", "synthesize.name=bad"),
             progress=False,
         )
     assert not (root / "synthetic" / "bad").exists()
     # data.resolution is the shard stage's: later stages read the shard set's own resolution
-    params = tiny_params(root, "data.resolution=64", "synthesize.count=2", "synthesize.name=res")
+    params = gan_params(root, "data.resolution=64", "synthesize.count=2", "synthesize.name=res")
     assert synthesize(params, progress=False)["count"] == 2
 
 
 def test_bad_counts_and_scene_names(root, capsys):
     with pytest.raises(ParamsError, match=r"synthesize\.count: Input should be greater than 0"):
-        tiny_params(root, "synthesize.count=0")
+        gan_params(root, "synthesize.count=0")
     with pytest.raises(ParamsError, match=r"synthesize\.count_relative"):
-        tiny_params(root, "synthesize.count_relative=-1")
+        gan_params(root, "synthesize.count_relative=-1")
     with pytest.raises(ParamsError, match=r"unknown scene label\(s\) \['garage'\]; known: bedroom, kitchen"):
-        synthesize(tiny_params(root, "synthesize.count=2", "synthesize.scenes=[garage]"), progress=False)
+        synthesize(gan_params(root, "synthesize.count=2", "synthesize.scenes=[garage]"), progress=False)
     code = mgm_main(["synthesize", "--set", "synthesize.count=-3"])
     assert code == 2 and "synthesize.count" in capsys.readouterr().err
 
 
 def test_a_different_version_needs_force_and_the_old_set_stays(root):
-    first = tiny_params(root, "synthesize.count=6", "synthesize.name=versioned")
+    first = gan_params(root, "synthesize.count=6", "synthesize.name=versioned")
     synthesize(first, progress=False)
     target = root / "synthetic" / "versioned"
     before = file_hashes(target)
-    other = tiny_params(root, "synthesize.count=6", "synthesize.seed=5", "synthesize.name=versioned")
+    other = gan_params(root, "synthesize.count=6", "synthesize.seed=5", "synthesize.name=versioned")
     with pytest.raises(OutputExistsError, match=r"versioned holds synthetic dataset version .* --force"):
         synthesize(other, progress=False)
     assert file_hashes(target) == before
@@ -139,7 +140,7 @@ def test_a_different_version_needs_force_and_the_old_set_stays(root):
     user_folder.mkdir()
     (user_folder / "notes.txt").write_text("mine")
     with pytest.raises(OutputExistsError, match="was not written by this stage"):
-        synthesize(tiny_params(root, "synthesize.count=2", "synthesize.name=mine"), progress=False)
+        synthesize(gan_params(root, "synthesize.count=2", "synthesize.name=mine"), progress=False)
     assert (user_folder / "notes.txt").read_text() == "mine"
 
 
@@ -149,16 +150,8 @@ def test_stage_writes_metrics_with_per_scene_distances(root, tmp_path):
     args = ["synthesize", "--params", str(root / "none.yaml"), "--metrics", str(metrics), "--quiet"]
     # params come from a file written here, plus --set overrides
     (root / "none.yaml").write_text("{}\n")
-    from tests._gan import TINY_GAN
 
-    sets = [
-        *TINY_GAN,
-        f"shard.out={root / 'real'}",
-        f"synthesize.checkpoint={root / 'gan' / 'best.pt'}",
-        f"synthesize.out={root / 'synthetic'}",
-        "synthesize.fid_split=test",
-        *overrides,
-    ]
+    sets = TinyProject(root, root / "real").overrides("synthesize.fid_split=test", *overrides)
     assert mgm_main(args + [x for s in sets for x in ("--set", s)]) == 0
     result = json.loads(metrics.read_text())
     assert result["count"] == 12
@@ -203,3 +196,34 @@ def test_dvc_repro_trains_the_gan_and_synthesizes(tmp_path):
     forced = dvc(repo, "repro", "--force", "synthesize@gan", "--single-item")
     assert "Running stage 'synthesize@gan'" in forced.stdout
     assert file_hashes(target) == hashes
+
+
+def test_two_independent_runs_give_byte_identical_checkpoints_and_synthetic_sets(tmp_path, monkeypatch):
+    """Same params, data, seed and code in two folders (as two fresh clones): the same bytes, so the
+    same dataset version (no wall-clock time or temporary name inside a checkpoint)."""
+    hashes = []
+    for name in ("clone_a", "clone_b"):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        project = TinyProject(Path("."), gan_shards(Path(".")))
+        params = project.params("gan.steps=2", "gan.fid_splits=[val]", "synthesize.count=6")
+        train_gan(params, progress=False)
+        synthesize(params, progress=False)
+        hashes.append({folder: file_hashes(Path(folder)) for folder in ("real", "gan", "synthetic")})
+    timed = ("last.pt", "training.json")  # they record the training time (the stage's metrics)
+    for run in hashes:
+        run["gan"] = {name: digest for name, digest in run["gan"].items() if name not in timed}
+        assert "best.pt" in run["gan"]
+    for folder in hashes[0]:
+        assert hashes[0][folder] == hashes[1][folder], folder
+    assert any(key.endswith(".tar") for key in hashes[0]["synthetic"])
+
+
+def test_a_foreign_provenance_file_is_named_not_read_as_version_none(root):
+    folder = root / "synthetic" / "foreign"
+    folder.mkdir(parents=True)
+    (folder / "provenance.json").write_text('{"note": "mine"}')
+    with pytest.raises(OutputExistsError, match=r"provenance.json that `mgm synthesize` did not") as info:
+        synthesize(gan_params(root, "synthesize.count=2", "synthesize.name=foreign"), progress=False)
+    assert "None" not in str(info.value)
+    assert (folder / "provenance.json").read_text() == '{"note": "mine"}'

@@ -11,16 +11,17 @@ from PIL import Image
 
 from pipeline.checkpoint import CheckpointError, load_checkpoint
 from pipeline.generators import allocate_labels, load_generator, sagan_config
+from pipeline.train.engine import TrainingError
 from pipeline.train.gan.adversarial import ema_decay_at, hinge_d_loss
 from pipeline.train.gan.batches import RealBatches
 from pipeline.train.gan.loop import build_models, train_gan, train_step
-from tests._gan import make_real_shards, tiny_params
+from tests._tiny import gan_params, gan_shards
 
 
 @pytest.fixture(scope="module")
 def real_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("gan")
-    make_real_shards(root)
+    gan_shards(root)
     return root
 
 
@@ -34,7 +35,7 @@ def _d_loss(models, real, labels, z):
 
 
 def test_a_few_steps_change_g_lower_d_loss_and_move_the_ema(real_root):
-    params = tiny_params(real_root, "gan.diffaugment=[]", "gan.instance_noise=0", "gan.d_steps=2")
+    params = gan_params(real_root, "gan.diffaugment=[]", "gan.instance_noise=0", "gan.d_steps=2")
     torch.manual_seed(0)
     models = build_models(sagan_config(params, 6, 32), params.gan, torch.device("cpu"))
     batches = RealBatches(real_root / "real", ["train"], 4, 0, 0)
@@ -67,7 +68,7 @@ def test_ema_decay_warms_up_and_labels_follow_weights():
 
 
 def _run(root, name, steps, *extra):
-    params = tiny_params(
+    params = gan_params(
         root,
         f"gan.out={root / name}",
         f"gan.plots={root / name / 'plots'}",
@@ -114,14 +115,14 @@ def test_other_params_start_afresh_with_a_notice(real_root, capsys):
 
 def test_generator_checkpoint_must_match_the_architecture(real_root):
     _run(real_root, "arch", 1)
-    config = sagan_config(tiny_params(real_root), 6, 32)
+    config = sagan_config(gan_params(real_root), 6, 32)
     generator, state = load_generator(real_root / "arch" / "best.pt", config)
     assert state["step"] == 1 and not generator.training
-    wider = sagan_config(tiny_params(real_root, "gan.d_width=8", "gan.attention_resolution=0"), 6, 32)
+    wider = sagan_config(gan_params(real_root, "gan.d_width=8", "gan.attention_resolution=0"), 6, 32)
     with pytest.raises(CheckpointError, match=r"attention_resolution: checkpoint 16 vs params 0; d_width"):
         load_generator(real_root / "arch" / "best.pt", wider)
     with pytest.raises(CheckpointError, match="num_classes: checkpoint 6 vs params 5"):
-        load_generator(real_root / "arch" / "best.pt", sagan_config(tiny_params(real_root), 5, 32))
+        load_generator(real_root / "arch" / "best.pt", sagan_config(gan_params(real_root), 5, 32))
     with pytest.raises(CheckpointError, match="does not exist"):
         load_generator(real_root / "arch" / "absent.pt", config)
 
@@ -130,3 +131,11 @@ def test_gan_resolution_is_the_shard_sets_not_data_resolution(real_root):
     metrics = _run(real_root, "res", 1, "data.resolution=64")  # the shards are 32 px
     assert metrics["steps"] == 1
     assert load_checkpoint(real_root / "res" / "best.pt")["config"]["sagan"]["resolution"] == 32
+
+
+def test_a_gan_run_that_would_take_no_step_is_refused(real_root):
+    with pytest.raises(
+        TrainingError, match=r"train split of .* holds 12 samples, fewer than gan\.batch_size \(16\)"
+    ):
+        _run(real_root, "nostep", 2, "gan.batch_size=16")
+    assert not (real_root / "nostep" / "last.pt").exists()

@@ -61,3 +61,12 @@ def test_history_csv_and_metrics_json(tmp_path):
     assert text == "epoch,loss,miou\n0,1.23457,\n1,0.5,0.25\n"
     metrics = write_metrics_json({"seg": {"miou": 0.123456789}}, tmp_path / "m.json").read_text()
     assert '"miou": 0.123457' in metrics
+
+
+def test_equal_checkpoints_are_equal_bytes(tmp_path):
+    state = {"model": torch.nn.Linear(3, 2).state_dict(), "step": 3}
+    first = save_checkpoint(state, tmp_path / "a" / "best.pt").read_bytes()
+    second = save_checkpoint(state, tmp_path / "b" / "last.pt").read_bytes()
+    assert first == second  # no temporary file name or time inside
+    loaded = load_checkpoint(tmp_path / "b" / "last.pt")
+    assert torch.equal(loaded["model"]["weight"], state["model"]["weight"])

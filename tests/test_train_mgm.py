@@ -19,11 +19,12 @@ from pipeline.generators import load_generator, sagan_config
 from pipeline.models.refinement import load_refinement
 from pipeline.synthesis import synthesize
 from pipeline.train.builders import build_model
+from pipeline.train.engine import TrainingError
 from pipeline.train.gan.loop import build_models, generator_checkpoint
 from pipeline.train.mgm import train_mgm
 from stages.cli import main as mgm_main
 from tests._files import file_hashes
-from tests._mgm import gan_params, make_mgm_root, mgm_overrides, mgm_params
+from tests._tiny import gan_params, mgm_overrides, mgm_params, mgm_project
 
 WEIGHTS = ("model", "ssl_head", "generator", "generator_ema", "discriminator")
 
@@ -32,7 +33,7 @@ WEIGHTS = ("model", "ssl_head", "generator", "generator_ema", "discriminator")
 def root(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the stage runs set runtime.threads=1 themselves
-    yield make_mgm_root(tmp_path_factory.mktemp("train_mgm"))
+    yield mgm_project(tmp_path_factory.mktemp("train_mgm")).root
     torch.set_num_threads(threads)
 
 
@@ -196,3 +197,9 @@ def test_concat_guide_and_weak_real_variants_train_and_export(root):
     assert "gan" not in weak_real["steps_run"] and "scene_weak" in weak_real["steps_run"]
     assert not (root / "weak_real" / "generator.pt").exists()
     assert "refinement" in load_checkpoint(root / "weak_real" / "best.pt")
+
+
+def test_a_joint_run_that_would_take_no_step_is_refused(root):
+    with pytest.raises(TrainingError, match=r"holds 12 samples, fewer than mgm\.batch_size \(16\)"):
+        train_mgm(mgm_params(root, "nostep", "mgm.batch_size=16"), progress=False)
+    assert not (root / "nostep" / "last.pt").exists()

@@ -16,17 +16,17 @@ from pipeline.errors import ShardError
 from pipeline.train.engine import COMPLETE_MARKER, TrainingError
 from pipeline.train.multitask import train_mt
 from tests._dvc_repo import REPO_ROOT
-from tests._tiny_mt import tiny_params, tiny_shards
+from tests._tiny import make_shards, mt_params
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
     # 11 train images at 4 per shard: shards of 4, 3 and 4 samples, so 2 ranks get 2 and 1 shards
-    return tiny_shards(tmp_path_factory.mktemp("mt") / "real", train=11, per_shard=4)
+    return make_shards(tmp_path_factory.mktemp("mt") / "real", train=11, per_shard=4)
 
 
 def test_training_lowers_every_task_loss_and_writes_its_outputs(shards, tmp_path):
-    params = tiny_params(shards, tmp_path, "train_mt.epochs=5", "train_mt.schedule=none")
+    params = mt_params(shards, tmp_path, "train_mt.epochs=5", "train_mt.schedule=none")
     summary = train_mt(params, "mt", progress=False)["mt"]
     folder = tmp_path / "models" / "mt"
     assert sorted(p.name for p in folder.iterdir()) == ["best.pt", "last.pt", COMPLETE_MARKER]
@@ -47,8 +47,8 @@ def test_training_lowers_every_task_loss_and_writes_its_outputs(shards, tmp_path
 
 
 def test_changed_params_restart_instead_of_resuming(shards, tmp_path, capsys):
-    train_mt(tiny_params(shards, tmp_path, "train_mt.epochs=2"), "mt", progress=False, max_epochs=1)
-    train_mt(tiny_params(shards, tmp_path, "train_mt.epochs=2", "train_mt.lr=0.01"), "mt", progress=False)
+    train_mt(mt_params(shards, tmp_path, "train_mt.epochs=2"), "mt", progress=False, max_epochs=1)
+    train_mt(mt_params(shards, tmp_path, "train_mt.epochs=2", "train_mt.lr=0.01"), "mt", progress=False)
     err = capsys.readouterr().err
     assert "not resuming" in err and "train_mt.lr: checkpoint 0.003 vs params 0.01" in err
     assert "training afresh" in err
@@ -57,7 +57,7 @@ def test_changed_params_restart_instead_of_resuming(shards, tmp_path, capsys):
 
 
 def test_st_trains_one_model_per_task(shards, tmp_path):
-    params = tiny_params(shards, tmp_path, "model.tasks=[seg, normal]", "train_mt.epochs=1")
+    params = mt_params(shards, tmp_path, "model.tasks=[seg, normal]", "train_mt.epochs=1")
     summaries = train_mt(params, "st", progress=False)
     assert sorted(summaries) == ["normal", "seg"]
     for task in ("seg", "normal"):
@@ -68,7 +68,7 @@ def test_st_trains_one_model_per_task(shards, tmp_path):
 
 
 def test_non_finite_loss_stops_naming_the_step_and_task(shards, tmp_path):
-    params = tiny_params(shards, tmp_path, "train_mt.lr=1e30", "train_mt.epochs=3", "train_mt.schedule=none")
+    params = mt_params(shards, tmp_path, "train_mt.lr=1e30", "train_mt.epochs=3", "train_mt.schedule=none")
     with pytest.raises(
         TrainingError, match=r"loss of task '(seg|depth|normal)' is (nan|inf|-inf) at step \d+"
     ):
@@ -77,13 +77,14 @@ def test_non_finite_loss_stops_naming_the_step_and_task(shards, tmp_path):
 
 
 def test_missing_shards_are_a_clear_error(tmp_path):
-    params = tiny_params(tmp_path / "nowhere", tmp_path)
+    params = mt_params(tmp_path / "nowhere", tmp_path)
     with pytest.raises(ShardError, match="nowhere"):
         train_mt(params, "mt", progress=False)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_partition_the_data(shards, tmp_path):
-    params = tiny_params(shards, tmp_path, "train_mt.epochs=1", "train_mt.batch_size=2")
+    params = mt_params(shards, tmp_path, "train_mt.epochs=1", "train_mt.batch_size=2")
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params_to_dict(params)))
     keys_dir = tmp_path / "keys"
@@ -108,3 +109,12 @@ def test_torchrun_two_processes_partition_the_data(shards, tmp_path):
         checkpoint["engine"]["units_done"] == 1 and (tmp_path / "models" / "mt" / COMPLETE_MARKER).is_file()
     )
     assert (tmp_path / "metrics.json").is_file()
+
+
+def test_a_run_that_would_take_no_step_is_refused_before_any_work(shards, tmp_path):
+    params = mt_params(shards, tmp_path, "train_mt.batch_size=16")  # the train split holds 11
+    with pytest.raises(
+        TrainingError, match=r"train split of .* holds 11 samples, fewer than train_mt\.batch_size \(16\)"
+    ):
+        train_mt(params, "mt", progress=False)
+    assert not (tmp_path / "models").exists()

@@ -23,7 +23,7 @@ from pipeline.train.engine import COMPLETE_MARKER
 from pipeline.train.multitask import run_fingerprint, train_mt
 from pipeline.train.weak_losses import build_weak_losses
 from stages.train_mt import main as train_mt_main
-from tests._tiny_mt import tiny_params
+from tests._tiny import mt_params
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def root(tmp_path_factory):
 
 
 def _params(root, out, *overrides):
-    return tiny_params(
+    return mt_params(
         root / "real",
         root / out,
         "mix.weak=real",

@@ -16,20 +16,20 @@ import torch
 
 from pipeline.checkpoint import load_checkpoint
 from pipeline.train.engine import COMPLETE_MARKER
-from tests._gan import TINY_GAN
-from tests._mgm import make_mgm_root, mgm_overrides
-from tests._tiny_mt import TINY_MODEL
+from tests._tiny import TinyProject, mgm_overrides, mgm_project
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def _project(root: Path) -> TinyProject:
+    return TinyProject(root, root / "real")
+
+
 def _train_mt(root: Path, out: str) -> tuple[list[str], Path, Path]:
-    sets = [
-        f"shard.out={root / 'real'}", f"train_mt.out={root / out}", f"train_mt.plots={root / out / 'plots'}",
-        "train_mt.batch_size=4", "train_mt.epochs=4", "train_mt.lr=0.003", "runtime.device=cpu",
-        "runtime.threads=1", *TINY_MODEL,
-    ]  # fmt: skip
+    sets = _project(root).overrides(
+        f"train_mt.out={root / out}", f"train_mt.plots={root / out / 'plots'}", "train_mt.epochs=4"
+    )
     return (
         ["stages.train_mt", "--variant", "mt", *_sets(sets)],
         root / out / "mt",
@@ -40,17 +40,16 @@ def _train_mt(root: Path, out: str) -> tuple[list[str], Path, Path]:
 def _train_mt_mixed(root: Path, out: str) -> tuple[list[str], Path, Path]:
     """``train_mt --variant mgm``: labelled shards mixed with the weak split (SSL head state too)."""
     args, _, _ = _train_mt(root, out)
-    sets = ["mix.weak=real", "mix.synthetic_ratio=0.25", "mix.scene_weight=0", "ssl.dim=8"]
+    sets = ["mix.weak=real", "mix.synthetic_ratio=0.25", "mix.scene_weight=0"]
     args[2] = "mgm"
     return [*args, *_sets(sets)], root / out / "mgm", root / out / "plots" / "mgm"
 
 
 def _train_gan(root: Path, out: str) -> tuple[list[str], Path, Path]:
-    sets = [
-        *TINY_GAN, f"shard.out={root / 'real'}", f"gan.out={root / out}", f"gan.plots={root / out / 'plots'}",
-        "gan.steps=8", "gan.checkpoint_every=2", "gan.fid_every=2", "gan.sample_every=2",
-        "gan.fid_splits=[val]", "gan.fid_images=4", "runtime.threads=1",
-    ]  # fmt: skip
+    sets = _project(root).overrides(
+        f"gan.out={root / out}", f"gan.plots={root / out / 'plots'}", "gan.steps=8", "gan.checkpoint_every=2",
+        "gan.fid_every=2", "gan.sample_every=2", "gan.fid_splits=[val]", "gan.fid_images=4",
+    )  # fmt: skip
     return ["stages.train_gan", *_sets(sets)], root / out, root / out / "plots"
 
 
@@ -73,7 +72,7 @@ def _sets(values: list[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
-    root = make_mgm_root(tmp_path_factory.mktemp("resume"))
+    root = mgm_project(tmp_path_factory.mktemp("resume")).root
     (root / "empty.yaml").write_text("{}\n")
     return root
 

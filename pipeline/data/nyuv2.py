@@ -204,6 +204,11 @@ class NYUv2MatSource(Source):
 
 def _inspect_mat(path: Path) -> tuple[int, tuple[int, int], list[str]]:
     """Check the layout of the labelled .mat; return (count, (width, height), scene type per image)."""
+    if path.is_dir():
+        raise SourceError(
+            f"{path}: is a folder, not the NYUv2 labelled .mat file (data.source=nyuv2-mat); point "
+            "data.path at nyu_depth_v2_labeled.mat, or use data.source=nyuv2-folder for a folder"
+        )
     if not path.is_file():
         raise SourceError(f"{path}: NYUv2 labelled .mat file does not exist")
     try:

@@ -25,6 +25,24 @@ from pipeline.errors import ShardError
 RgbRange = Literal["01", "pm1"]
 
 
+def recorded_counts(folder: str | Path, split: str) -> dict[str, int] | None:
+    """Samples per shard of ``split`` as the shard set's manifest records them (``None``: no manifest).
+
+    Why: a tar cut cleanly at a sample boundary reads without error; only the record says that
+    samples are missing.
+    """
+    from pipeline.data.manifest import MANIFEST_NAME, read_manifest
+
+    if not (Path(folder) / MANIFEST_NAME).is_file():
+        return None
+    table = read_manifest(folder).select(["shard", "split"]).to_pydict()
+    counts: dict[str, int] = {}
+    for shard, row_split in zip(table["shard"], table["split"]):
+        if row_split == split:
+            counts[shard] = counts.get(shard, 0) + 1
+    return counts
+
+
 def list_shards(folder: str | Path, split: str) -> list[Path]:
     """The ``<split>-NNNNNN.tar`` files of ``folder`` in order; error if there are none."""
     folder = Path(folder)
@@ -106,6 +124,14 @@ class ShardDataset(IterableDataset):
         self.folder = Path(folder)
         self.split = split
         self.shards: Sequence[Path] = list_shards(folder, split)
+        self.recorded = recorded_counts(folder, split)
+        if self.recorded is not None:
+            missing = sorted(set(self.recorded) - {path.name for path in self.shards})
+            if missing:
+                raise ShardError(
+                    f"split {split!r} of {self.folder}: shard(s) {missing[:3]} are in the manifest but not "
+                    "in the folder; restore them (`dvc checkout`) or re-shard"
+                )
         self.shuffle = shuffle
         self.shuffle_buffer = shuffle_buffer
         self.seed = seed
@@ -153,14 +179,22 @@ class ShardDataset(IterableDataset):
 
     def _decoded(self, shards: Sequence[Path]) -> Iterator[dict[str, Any]]:
         for shard in shards:
+            count = 0
             try:
                 records = tarfile_samples([{"url": str(shard)}])
                 for record in records:
                     yield self._decode(record, shard)
+                    count += 1
             except (ShardError, KeyboardInterrupt):
                 raise
             except Exception as err:
                 raise ShardError(f"shard {shard} is corrupt or truncated: {err}") from err
+            expected = None if self.recorded is None else self.recorded.get(shard.name)
+            if expected is not None and count != expected:
+                raise ShardError(
+                    f"shard {shard} holds {count} samples but the manifest of {self.folder} records "
+                    f"{expected}: it was truncated or replaced; re-shard (`mgm shard`) or `dvc checkout` it"
+                )
 
     def _decode(self, record: dict[str, Any], shard: Path) -> dict[str, Any]:
         key = record.get("__key__", "?")

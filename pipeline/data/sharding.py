@@ -168,7 +168,7 @@ def shard_dataset(
     stats = {split: _SplitStats(source.scene_names, num_classes) for split in SHARD_SPLITS}
     shard_counts: dict[str, int] = {}
     with (
-        atomic_output_dir(shard.out, SUMMARY_NAME, force=force) as folder,
+        atomic_output_dir(shard.out, SUMMARY_NAME, writer=WRITER_ID, force=force) as folder,
         sample_loader(source, shard.workers) as load,
     ):
         for split in SHARD_SPLITS:

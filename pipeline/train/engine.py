@@ -49,7 +49,6 @@ COMPLETE_MARKER = "training.json"
 """Written last by a finished run, and only then: a folder without it holds no finished model."""
 LAST_NAME = "last.pt"
 BEST_NAME = "best.pt"
-TEMPORARY_PATTERNS = (".last.pt.*.tmp", ".best.pt.*.tmp", ".*.pt.*.tmp")
 
 
 class TrainingError(PipelineError):
@@ -109,6 +108,15 @@ def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
             keys += _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")
         return keys
     return [] if old == new else [f"{prefix.rstrip('.')}: checkpoint {old!r} vs params {new!r}"]
+
+
+def require_batches(split_size: int, batch_size: int, where: str, batch_param: str) -> None:
+    """Refuse, before any work, a run whose epochs would take no step (and finish "trained")."""
+    if split_size < batch_size:
+        raise TrainingError(
+            f"{where} holds {split_size} samples, fewer than {batch_param} ({batch_size}): every epoch "
+            f"would take no step; lower {batch_param} or shard more training images"
+        )
 
 
 @dataclass
@@ -226,9 +234,8 @@ class Engine:
         folder = self.spec.folder
         if self.runtime.is_main:
             folder.mkdir(parents=True, exist_ok=True)
-            for pattern in TEMPORARY_PATTERNS:
-                for stale in folder.glob(pattern):
-                    stale.unlink(missing_ok=True)  # a killed write's half-written file
+            for stale in self._temporaries():
+                stale.unlink(missing_ok=True)  # a killed write's half-written file
         saved = None
         if self.last_path.is_file():
             saved = load_checkpoint(self.last_path, map_location=self.runtime.device)
@@ -250,6 +257,18 @@ class Engine:
             self.state = EngineState.from_dict(saved["engine"])
             self.notice(f"resuming {self.last_path} after {self.spec.unit} {self.state.units_done}")
         return saved
+
+    def _temporaries(self) -> list[Path]:
+        """The half-written files a killed run may have left: ``.<name>.<random>.tmp`` siblings
+        (:func:`pipeline.atomic.write_bytes_atomic`) of exactly the files this run writes."""
+        spec = self.spec
+        written = [spec.folder / name for name in (LAST_NAME, BEST_NAME, COMPLETE_MARKER, *spec.outputs)]
+        if spec.history_csv is not None:
+            written.append(spec.history_csv)
+        found: list[Path] = []
+        for path in written:
+            found += path.parent.glob(f".{path.name}.*.tmp") if path.parent.is_dir() else []
+        return found
 
     def _remove_old_outputs(self) -> None:
         folder = self.spec.folder

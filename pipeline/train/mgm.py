@@ -54,6 +54,7 @@ from pipeline.train.engine import (
     TrainingError,
     UnitResult,
     public_history,
+    require_batches,
 )
 from pipeline.train.mgm_models import (
     JointModels,
@@ -165,6 +166,8 @@ class MgmLoop:
         if needs_weak_real(params):
             _check_weak_split(params, summary)
         self.steps = active_steps(params)
+        labelled = int(summary["splits"].get("train", {}).get("samples", 0))
+        require_batches(labelled, cfg.batch_size, f"the train split of {real}", "mgm.batch_size")
         self.train_set = ShardDataset(real, "train", shuffle=True, seed=cfg.seed)
         self.val_loader = DataLoader(ShardDataset(real, "val"), batch_size=cfg.batch_size, collate_fn=collate)
         self.loader = DataLoader(

@@ -72,6 +72,7 @@ from pipeline.train.engine import (
     TrainingError,
     UnitResult,
     public_history,
+    require_batches,
 )
 from pipeline.train.weak_losses import WeakLosses, build_weak_losses
 
@@ -228,6 +229,8 @@ class MultiTaskLoop:
         shards = Path(params.shard.out)
         summary = read_summary(shards)
         self.num_classes = len(summary["class_names"])
+        labelled = int(summary["splits"].get("train", {}).get("samples", 0))
+        require_batches(labelled, cfg.batch_size, f"the train split of {shards}", "train_mt.batch_size")
         self.train_set = _train_set(params, run)
         val_set = ShardDataset(shards, "val")
 
@@ -349,9 +352,9 @@ class MultiTaskLoop:
         if not batches and not runtime.distributed:
             raise TrainingError(
                 f"train_mt {self.run.variant}/{self.run.name}: epoch {epoch + 1} had no batch to train on: "
-                f"the train split of {self.params.shard.out} is smaller than train_mt.batch_size "
-                f"({self.params.train_mt.batch_size}) per loader worker; lower train_mt.batch_size or "
-                "runtime.workers, or shard more training images"
+                f"each loader worker's share of the train split of {self.params.shard.out} is smaller "
+                f"than train_mt.batch_size ({self.params.train_mt.batch_size}); lower train_mt.batch_size "
+                "or runtime.workers, or shard more training images"
             )
         for meter in meters.values():
             meter.all_reduce()

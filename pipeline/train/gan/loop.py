@@ -35,7 +35,15 @@ from pipeline.hashing import shard_set_fingerprint
 from pipeline.metrics.fid import make_extractor
 from pipeline.models.sagan import Discriminator, Generator, SaganConfig, build_sagan
 from pipeline.runtime import runtime_session, seed_everything
-from pipeline.train.engine import Engine, EngineState, Fingerprint, RunSpec, UnitResult, public_history
+from pipeline.train.engine import (
+    Engine,
+    EngineState,
+    Fingerprint,
+    RunSpec,
+    UnitResult,
+    public_history,
+    require_batches,
+)
 from pipeline.train.gan.adversarial import discriminator_loss, ema_decay_at, generator_loss, update_ema
 from pipeline.train.gan.batches import RealBatches
 from pipeline.train.gan.fid_tracking import FidTracker, plot_fid_curve
@@ -163,6 +171,8 @@ class GanLoop:
             if gan.include_weak and summary["splits"].get("weak", {}).get("samples")
             else ["train"]
         )
+        images = sum(int(summary["splits"].get(split, {}).get("samples", 0)) for split in splits)
+        require_batches(images, gan.batch_size, f"the {' + '.join(splits)} split of {real}", "gan.batch_size")
         seed_everything(gan.seed)
         self.models = build_models(self.config, gan, device)
         self.batches = RealBatches(real, splits, gan.batch_size, gan.seed, params.runtime.workers)
