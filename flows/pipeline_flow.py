@@ -10,6 +10,7 @@ and ``dvc-outputs``.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -24,7 +25,8 @@ from prefect.utilities.annotations import quote
 
 from flows.artifacts import publish_run_summary, publish_stage_artifacts
 from flows.dvc_stages import Stage, StageFailed, default_remote, discover_stages, run_stage
-from flows.params_file import load_flow_params, write_overrides
+from flows.params_file import load_flow_params, params_path, write_overrides
+from pipeline.atomic import write_bytes_atomic
 from pipeline.config import FlowParams
 
 
@@ -63,9 +65,27 @@ def pipeline_flow(
     logger = get_run_logger()
     root = Path(repo).resolve()
     settings = load_flow_params(root, overrides)  # every known section validated before any stage runs
+    original = params_path(root).read_bytes()
     changed = write_overrides(root, overrides)
     if changed:
         logger.info("params.yaml: set %s", ", ".join(changed))
+    try:
+        return _run_stages(root, settings, force, logger)
+    except BaseException:
+        if changed:  # a failed run leaves params.yaml as the user had it, so the next repro is theirs
+            write_bytes_atomic(params_path(root), original)
+            logger.error(
+                "params.yaml: the --set values (%s) were rolled back because the run failed; stages that "
+                "finished before the failure are recorded in dvc.lock with them",
+                ", ".join(changed),
+            )
+        raise
+
+
+def _run_stages(
+    root: Path, settings: FlowParams, force: bool, logger: logging.Logger | logging.LoggerAdapter
+) -> list[dict[str, Any]]:
+    """Run the discovered stages in order, each as a task waiting on its DVC upstream."""
     stages = discover_stages(root)
     logger.info("stages in order: %s", ", ".join(stage.name for stage in stages))
     runs: list[dict[str, Any]] = []

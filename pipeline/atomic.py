@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import OutputExistsError
+from pipeline.locks import output_lock
 
 
 def _umask() -> int:
@@ -38,6 +39,16 @@ def temporary_sibling(path: Path) -> str:
     os.fchmod(handle, usual_mode())
     os.close(handle)
     return tmp_name
+
+
+def ensure_writable(folder: str | Path) -> Path:
+    """Create ``folder`` if needed and prove a file can be written in it, before any work: a read-only
+    mount, a full disk or a file in the way then fails at once (``OSError`` naming the path), not after
+    an epoch of training."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.unlink(temporary_sibling(folder / ".write-probe"))
+    return folder
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
@@ -78,18 +89,19 @@ def atomic_output_dir(target: str | Path, marker: str, *, writer: str, force: bo
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(target)
-    _check_replaceable(target, marker, writer, force)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
-    os.chmod(tmp, usual_mode(directory=True))
-    try:
-        yield tmp
-        if not (tmp / marker).is_file():
-            raise RuntimeError(f"writer did not create its marker {marker} in {tmp}")
-        _swap_into_place(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with output_lock(target, writer):  # one writer at a time, released if this process dies
+        _remove_stale_temporaries(target)
+        _check_replaceable(target, marker, writer, force)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
+        os.chmod(tmp, usual_mode(directory=True))
+        try:
+            yield tmp
+            if not (tmp / marker).is_file():
+                raise RuntimeError(f"writer did not create its marker {marker} in {tmp}")
+            _swap_into_place(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
 
 def written_by(folder: Path, marker: str, writer: str) -> bool:

@@ -133,3 +133,17 @@ def test_deps_check_names_missing_and_extra_files(tmp_path, capsys):
     text = dvc_yaml.read_text()
     assert "pipeline/train/gan/loop.py" in text and text.rstrip().endswith("- data/shards/real")
     assert deps.main(["--file", str(tmp_path / "absent.yaml")]) == 2
+
+
+def test_every_dvc_output_persists_so_a_failed_run_keeps_the_earlier_one():
+    import yaml
+
+    document = yaml.safe_load((REPO_ROOT / "dvc.yaml").read_text())
+    loose = []
+    for name, body in deps.stage_bodies(document):
+        for kind in ("outs", "metrics", "plots"):
+            for entry in body.get(kind, []):
+                path, options = next(iter(entry.items())) if isinstance(entry, dict) else (entry, {})
+                if not (options or {}).get("persist"):
+                    loose.append(f"{name}: {path}")
+    assert loose == []

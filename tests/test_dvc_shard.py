@@ -53,3 +53,16 @@ def test_repro_is_reproducible_and_tracks_params(repo):
     summary = json.loads((shards / "summary.json").read_text())
     assert summary["splits"]["train"]["samples"] == 4 and summary["splits"]["weak"]["samples"] == 4
     assert (repo / "dvc.lock").is_file()
+
+
+@pytest.mark.slow
+def test_a_failed_repro_leaves_the_earlier_outputs_as_they_were(tmp_path):
+    """DVC removes a stage's non-persistent outputs before it runs the stage: a failed run would then
+    lose the earlier complete output (and metrics/shard.json, which the cache does not hold)."""
+    repo = make_project_repo(tmp_path / "project")
+    dvc(repo, "repro", "shard")
+    before = {**file_hashes(repo / "data" / "shards"), **file_hashes(repo / "metrics")}
+    set_params(repo, {"data.source": "nyuv2-mat", "data.path": "data/sources/absent.mat"})
+    failed = dvc(repo, "repro", "shard", check=False)
+    assert failed.returncode != 0 and "absent.mat" in failed.stdout + failed.stderr
+    assert {**file_hashes(repo / "data" / "shards"), **file_hashes(repo / "metrics")} == before

@@ -188,6 +188,18 @@ def test_failing_stage_fails_the_flow_after_its_retries_and_keeps_dvc_lock(harne
     ]
 
 
+def test_a_failed_run_rolls_its_set_values_back_out_of_params_yaml(harness, tmp_path):
+    from flows.pipeline_flow import pipeline_flow
+
+    repo = flaky_repo(tmp_path / "flaky", fail_first=0, retries=0)
+    before = (repo / "params.yaml").read_bytes()
+    state = pipeline_flow(str(repo), ["toy.fail_first=99"], return_state=True)
+    assert state.is_failed()
+    assert (repo / "params.yaml").read_bytes() == before  # the next `dvc repro` runs the user's params
+    logs = _logs(state.state_details.flow_run_id)
+    assert "the --set values (toy.fail_first) were rolled back because the run failed" in logs
+
+
 def test_retries_let_a_flaky_stage_succeed(harness, tmp_path):
     from flows.pipeline_flow import pipeline_flow
 

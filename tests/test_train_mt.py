@@ -15,8 +15,9 @@ from pipeline.data.reader import ShardDataset
 from pipeline.errors import ShardError
 from pipeline.train.engine import COMPLETE_MARKER, TrainingError
 from pipeline.train.multitask import train_mt
+from stages.cli import main as mgm_main
 from tests._dvc_repo import REPO_ROOT
-from tests._tiny import make_shards, mt_params
+from tests._tiny import TinyProject, make_shards, mt_params
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +119,24 @@ def test_a_run_that_would_take_no_step_is_refused_before_any_work(shards, tmp_pa
     ):
         train_mt(params, "mt", progress=False)
     assert not (tmp_path / "models").exists()
+
+
+def test_a_file_in_the_way_of_an_output_is_one_line_before_any_epoch(shards, tmp_path, capsys):
+    (tmp_path / "plots").write_text("a user's file where the plots folder goes")
+    sets = [x for value in TinyProject(tmp_path, shards).overrides() for x in ("--set", value)]
+    (tmp_path / "empty.yaml").write_text("{}\n")
+    code = mgm_main(
+        ["train_mt", "--params", str(tmp_path / "empty.yaml"), "--variant", "mt", "--quiet", *sets]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert str(tmp_path / "plots") in err and ("Not a directory" in err or "File exists" in err)
+    assert not (tmp_path / "models" / "mt" / "last.pt").exists()  # found before training, not after
+    assert (tmp_path / "plots").read_text().startswith("a user's file")
+
+
+def test_more_loader_workers_than_shards_is_refused_before_any_worker_starts(shards, tmp_path):
+    params = mt_params(shards, tmp_path, "runtime.workers=8")  # the train split has 3 shards
+    with pytest.raises(ShardError, match=r"split 'train' .* 3 shard\(s\), fewer than the 8 readers"):
+        train_mt(params, "mt", progress=False)
+    assert not (tmp_path / "models" / "mt" / "last.pt").exists()

@@ -153,16 +153,24 @@ class ShardDataset(IterableDataset):
         worker_id, num_workers = (worker.id, worker.num_workers) if worker else (0, 1)
         return rank, world, worker_id, num_workers
 
+    def check_readers(self, workers: int) -> None:
+        """Refuse, in the main process and before any worker starts, more readers than shards (each
+        reader needs a shard of its own); the error then arrives alone, not inside a worker's traceback."""
+        _, world, _, _ = self.reader_position()
+        readers = world * max(workers, 1)
+        if len(self.shards) < readers:
+            raise ShardError(
+                f"split {self.split!r} of {self.folder} has {len(self.shards)} shard(s), fewer than the "
+                f"{readers} readers ({world} rank(s) x {max(workers, 1)} loader worker(s)): lower "
+                "runtime.workers or re-shard with a larger shard.min_shards"
+            )
+
     def shards_for_this_reader(self) -> list[Path]:
         """The shards this rank and DataLoader worker reads this epoch."""
         rank, world, worker_id, num_workers = self.reader_position()
         readers = world * num_workers
         if len(self.shards) < readers:
-            raise ShardError(
-                f"split {self.split!r} of {self.folder} has {len(self.shards)} shard(s), fewer than the "
-                f"{readers} readers ({world} rank(s) x {num_workers} loader worker(s)): lower the loader "
-                "workers or re-shard with a larger shard.min_shards"
-            )
+            self.check_readers(num_workers)
         order = list(self.shards)
         if self.shuffle:
             random.Random(f"{self.seed}-{self.epoch}").shuffle(order)

@@ -35,6 +35,7 @@ from pipeline.data.schema import IGNORE_LABEL, Sample, validate_sample
 from pipeline.data.source import Source
 from pipeline.data.sources import make_source
 from pipeline.errors import SampleError
+from pipeline.lifecycle import worker_stops_with_parent
 
 SHARD_SPLITS = ("train", "weak", "val", "test")
 SUMMARY_NAME = "summary.json"
@@ -82,7 +83,7 @@ def sample_loader(source: Source, workers: int) -> Iterator[Callable[[Sequence[s
     if workers == 0:
         yield lambda ids: map(source.load, ids)
         return
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    with multiprocessing.get_context("fork").Pool(workers, initializer=worker_stops_with_parent) as pool:
         yield lambda ids: pool.imap(source.load, ids, chunksize=4)
 
 
@@ -119,12 +120,14 @@ def write_split(
         written: list[Sample] = []
         with open(folder / name, "wb") as stream:
             writer = wds.TarWriter(stream, mtime=0, encoder=False)
-            for _ in range(end - start):
-                sample = check(next(iterator))
-                writer.write(encode_sample(sample, split))
-                stats.add(sample)
-                written.append(sample)
-            writer.close()
+            try:
+                for _ in range(end - start):
+                    sample = check(next(iterator))
+                    writer.write(encode_sample(sample, split))
+                    stats.add(sample)
+                    written.append(sample)
+            finally:  # closed while its stream is open: else its finaliser writes to a closed file
+                writer.close()
         ranges = sample_byte_ranges(folder / name)
         for sample in written:
             offset, size = ranges[sample.key]

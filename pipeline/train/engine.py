@@ -31,6 +31,7 @@ import json
 import math
 import sys
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,10 +39,11 @@ from typing import Any, Protocol
 import torch.distributed as dist
 from tqdm import tqdm
 
-from pipeline.atomic import write_json_atomic
+from pipeline.atomic import ensure_writable, write_json_atomic
 from pipeline.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from pipeline.code_closure import code_fingerprint
 from pipeline.errors import PipelineError
+from pipeline.locks import output_lock
 from pipeline.runtime import Runtime
 from pipeline.train.history import write_history_csv
 
@@ -233,7 +235,9 @@ class Engine:
         """
         folder = self.spec.folder
         if self.runtime.is_main:
-            folder.mkdir(parents=True, exist_ok=True)
+            ensure_writable(folder)
+            if self.spec.history_csv is not None:
+                ensure_writable(self.spec.history_csv.parent)
             for stale in self._temporaries():
                 stale.unlink(missing_ok=True)  # a killed write's half-written file
         saved = None
@@ -284,10 +288,12 @@ class Engine:
 
         Build ``loop`` first: bad params or input then fail before any file changes.
         """
-        saved = self.prepare()
-        if saved is not None:
-            loop.load_state_dict(saved, str(self.last_path))
-        self.run(loop, saved, max_units=max_units)
+        lock = output_lock(self.spec.folder, self.spec.name) if self.runtime.is_main else nullcontext()
+        with lock:  # a second run on this folder is refused; a killed run's lock dies with it
+            saved = self.prepare()
+            if saved is not None:
+                loop.load_state_dict(saved, str(self.last_path))
+            self.run(loop, saved, max_units=max_units)
         return loop.summary(self.state)
 
     def run(

@@ -169,6 +169,7 @@ class MgmLoop:
         labelled = int(summary["splits"].get("train", {}).get("samples", 0))
         require_batches(labelled, cfg.batch_size, f"the train split of {real}", "mgm.batch_size")
         self.train_set = ShardDataset(real, "train", shuffle=True, seed=cfg.seed)
+        self.train_set.check_readers(params.runtime.workers)
         self.val_loader = DataLoader(ShardDataset(real, "val"), batch_size=cfg.batch_size, collate_fn=collate)
         self.loader = DataLoader(
             self.train_set, batch_size=cfg.batch_size, num_workers=params.runtime.workers, collate_fn=collate,

@@ -229,8 +229,8 @@ class MultiTaskLoop:
         shards = Path(params.shard.out)
         summary = read_summary(shards)
         self.num_classes = len(summary["class_names"])
-        labelled = int(summary["splits"].get("train", {}).get("samples", 0))
-        require_batches(labelled, cfg.batch_size, f"the train split of {shards}", "train_mt.batch_size")
+        train_samples = int(summary["splits"].get("train", {}).get("samples", 0))
+        require_batches(train_samples, cfg.batch_size, f"the train split of {shards}", "train_mt.batch_size")
         self.train_set = _train_set(params, run)
         val_set = ShardDataset(shards, "val")
 
@@ -267,6 +267,11 @@ class MultiTaskLoop:
             )
         self.trainable = trainable
         workers = params.runtime.workers
+        train_shards = (
+            self.train_set.labelled if isinstance(self.train_set, MixedShardDataset) else self.train_set
+        )
+        for dataset in (train_shards, val_set):
+            dataset.check_readers(workers)
         self.train_loader = _loader(self.train_set, cfg.batch_size, workers, device, drop_last=True)
         self.val_loader = _loader(val_set, cfg.batch_size, workers, device)
         self._val: dict[str, Any] = {}

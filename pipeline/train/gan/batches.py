@@ -26,6 +26,8 @@ class RealBatches:
         self.batch_size = batch_size
         self.seed = seed
         self.workers = workers
+        for dataset in self.datasets:
+            dataset.check_readers(workers)
         self.epoch = 0
         self.position = 0
         self._iterator: Iterator[dict[str, Any]] | None = None
