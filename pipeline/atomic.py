@@ -34,8 +34,16 @@ def usual_mode(directory: bool = False) -> int:
 
 
 def temporary_sibling(path: Path) -> str:
-    """A new empty file ``.<name>.<random>.tmp`` beside ``path``, with the usual mode; its name."""
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """A new empty file ``.<name>.<pid>-<random>.tmp`` beside ``path``, with the usual mode; its name.
+
+    Temporaries of ``path`` that a dead process left (killed mid-write) are removed first; a live
+    process's stay.
+    """
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        pid = stale.name[len(path.name) + 2 :].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(pid):
+            stale.unlink(missing_ok=True)
+    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     os.fchmod(handle, usual_mode())
     os.close(handle)
     return tmp_name

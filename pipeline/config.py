@@ -74,8 +74,8 @@ class DataParams(_Section):
         "rooms", description="rooms (embedded procedural scenes) | nyuv2-mat | nyuv2-folder | taskonomy"
     )
     path: str = Field("data/sources", description="importers: the NYUv2 .mat file or the dataset folder")
-    resolution: int = Field(
-        64, ge=32, le=256, description="square side in pixels (paper: 128); the GAN needs 32, 64 or 128"
+    resolution: Literal[32, 64, 128] = Field(
+        64, description="square side in pixels: 32 | 64 | 128 (paper: 128), the sides the SAGAN supports"
     )
     num_classes: Literal[13, 40] = Field(13, description="NYUv2 class set: 13 | 40 (rooms: 13)")
     label_fraction: float = Field(

@@ -193,8 +193,11 @@ def synthesize(params: Params, *, force: bool = False, progress: bool = True) ->
     settings = {key: value for key, value in params_to_dict(params)["synthesize"].items() if key != "force"}
     identity = {
         "checkpoint_sha256": checkpoint_sha,
+        # what decides the images; not where they are written or read from (the hashes cover that)
         "synthesize": {
-            k: v for k, v in settings.items() if k not in ("fid_split", "fid_extractor", "device")
+            k: v
+            for k, v in settings.items()
+            if k not in ("fid_split", "fid_extractor", "out", "name", "checkpoint")
         },
         "sagan": config.as_dict(),
         "real_train_scene_counts": [int(n) for n in real_counts],

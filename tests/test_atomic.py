@@ -101,3 +101,14 @@ def test_outputs_get_the_usual_modes(tmp_path):
     assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o755
     assert stat.S_IMODE(file.stat().st_mode) == 0o644
     assert stat.S_IMODE(checkpoint.stat().st_mode) == 0o644
+
+
+def test_a_file_write_removes_what_a_killed_writer_of_that_file_left(tmp_path):
+    dead = tmp_path / ".m.json.999999999-abc.tmp"  # a killed process's half-written metrics file
+    live = tmp_path / f".m.json.{os.getppid()}-def.tmp"  # a live writer's: left alone
+    other = tmp_path / ".n.json.999999999-abc.tmp"  # another file's: not this write's business
+    for path in (dead, live, other):
+        path.write_text("partial")
+    write_bytes_atomic(tmp_path / "m.json", b"{}")
+    assert not dead.exists() and live.exists() and other.exists()
+    assert (tmp_path / "m.json").read_bytes() == b"{}"

@@ -78,3 +78,8 @@ def test_a_section_level_error_names_the_key_without_echoing_the_section(tmp_pat
     message = str(info.value)
     assert "data: num_classes: the rooms source has the 13 NYUv2 classes only" in message
     assert "Value error" not in message and "label_fraction" not in message  # not the whole data dict
+
+
+def test_a_resolution_the_gan_cannot_use_is_refused_at_shard_time_not_later():
+    with pytest.raises(ParamsError, match=r"data\.resolution: Input should be 32, 64 or 128 \(got 48\)"):
+        load_params(None, ["data.resolution=48"])

@@ -20,6 +20,7 @@ from flows.sweep_flow import check_sweep, sweep_flow
 from flows.sweep_report import choose_plot_metrics, sweep_rows
 from pipeline.errors import ParamsError
 from tests._dvc_repo import REPO_ROOT, dvc
+from tests._files import file_hashes
 from tests._flow_projects import flaky_repo, sweep_repo, tiny_pipeline_repo
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning:dvc.*")]
@@ -156,6 +157,21 @@ def test_sweep_over_the_real_pipeline(harness, project):
     mt_zero = {key: value for key, value in metrics(at_zero, "mt").items() if key != "delta_m"}
     assert mgm_zero and mgm_zero == mt_zero  # ratio 0: train_mt@mgm is mt, step for step
     assert metrics(at_half, "mgm") != metrics(at_zero, "mgm")
+
+
+def test_a_failing_stage_under_the_flow_leaves_every_earlier_output_and_params_yaml(harness, project):
+    from flows.pipeline_flow import pipeline_flow
+
+    if not (project / "dvc.lock").exists():  # when this test runs alone
+        assert pipeline_flow(str(project), return_state=True).is_completed()
+    folders = ("data", "models", "metrics", "reports", "plots")
+    before = {name: file_hashes(project / name) for name in folders if (project / name).exists()}
+    params = (project / "params.yaml").read_bytes()
+    broken = ["data.source=nyuv2-mat", "data.path=data/sources/absent.mat"]
+    state = pipeline_flow(str(project), broken, return_state=True)
+    assert state.is_failed() and "absent.mat" in state.message
+    assert {name: file_hashes(project / name) for name in before} == before
+    assert (project / "params.yaml").read_bytes() == params
 
 
 # -- a stage that fails ---------------------------------------------------------------------------

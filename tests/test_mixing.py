@@ -253,9 +253,9 @@ def test_weak_pool_smaller_than_the_ratio_needs(small):
 def test_weak_set_of_another_resolution_or_scene_set(small, synthetic, tmp_path):
     with pytest.raises(ShardError, match=r"has scene_names \[.*\], the labelled set .* has \['alpha'"):
         MixedShardDataset(small, synthetic / "synthetic" / "gan", "synthetic", 0.5)
-    larger = _shards(tmp_path / "48px", 20, 0.5, 10, resolution=48)
+    larger = _shards(tmp_path / "64px", 20, 0.5, 10, resolution=64)
     with pytest.raises(
-        ShardError, match=rf"weak set {larger} has resolution 48, the labelled set {small} has 32"
+        ShardError, match=rf"weak set {larger} has resolution 64, the labelled set {small} has 32"
     ):
         MixedShardDataset(small, larger, "weak", 0.25)
 

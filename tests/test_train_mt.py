@@ -140,3 +140,32 @@ def test_more_loader_workers_than_shards_is_refused_before_any_worker_starts(sha
     with pytest.raises(ShardError, match=r"split 'train' .* 3 shard\(s\), fewer than the 8 readers"):
         train_mt(params, "mt", progress=False)
     assert not (tmp_path / "models" / "mt" / "last.pt").exists()
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder on a read-only bind mount (root can write anywhere else); skipped where mounting is
+    not allowed."""
+    source, mount = tmp_path / "source", tmp_path / "read-only"
+    source.mkdir()
+    mount.mkdir()
+    commands = [["mount", "--bind", str(source), str(mount)], ["mount", "-o", "remount,bind,ro", str(mount)]]
+    for command in commands:
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            subprocess.run(["umount", str(mount)], capture_output=True)
+            pytest.skip(f"cannot make a read-only bind mount here: {result.stderr.strip() or command}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_read_only_output_folder_is_one_line_before_any_work(shards, tmp_path, read_only_folder, capsys):
+    sets = TinyProject(tmp_path, shards).overrides(f"train_mt.out={read_only_folder / 'models'}")
+    (tmp_path / "empty.yaml").write_text("{}\n")
+    args = ["train_mt", "--params", str(tmp_path / "empty.yaml"), "--variant", "mt", "--quiet"]
+    code = mgm_main([*args, *[x for v in sets for x in ("--set", v)]])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert str(read_only_folder / "models") in err and "Read-only file system" in err

@@ -158,7 +158,9 @@ class EngineState:
 
     def best_row(self) -> dict[str, Any]:
         """The history row of the best unit (the last row evaluated at or before it)."""
-        rows = [row for row in self.history if row.get("_unit", 0) <= self.best_unit and self.best_unit]
+        if not self.best_unit:
+            return {}
+        rows = [row for row in self.history if row.get("_unit", 0) <= self.best_unit]
         return dict(rows[-1]) if rows else {}
 
 
@@ -230,8 +232,8 @@ class Engine:
     def prepare(self) -> dict[str, Any] | None:
         """Decide resume or restart; return the resumable ``last.pt`` (``None``: start afresh).
 
-        Call before building anything that the restart would have to remove; the loop loads the
-        returned state with :meth:`TrainingLoop.load_state_dict`, then :meth:`run` restores RNGs.
+        The loop, already built, loads the returned state with :meth:`TrainingLoop.load_state_dict`;
+        :meth:`run` then restores the RNG states. :meth:`train` does all three.
         """
         folder = self.spec.folder
         if self.runtime.is_main:
@@ -241,16 +243,14 @@ class Engine:
             for stale in self._temporaries():
                 stale.unlink(missing_ok=True)  # a killed write's half-written file
         saved = None
-        if self.last_path.is_file():
+        if self.last_path.is_file() and not self.spec.resume:
+            self.notice(f"resume is off; training afresh instead of resuming {self.last_path}")
+        elif self.last_path.is_file():
             saved = load_checkpoint(self.last_path, map_location=self.runtime.device)
-            if not self.spec.resume:
-                self.notice(f"resume is off; training afresh instead of resuming {self.last_path}")
+            problems = fingerprint_differences(saved.get("fingerprint"), self._fingerprint)
+            if problems:
+                self.notice(f"not resuming {self.last_path}: {'; '.join(problems)}; training afresh")
                 saved = None
-            else:
-                problems = fingerprint_differences(saved.get("fingerprint"), self._fingerprint)
-                if problems:
-                    self.notice(f"not resuming {self.last_path}: {'; '.join(problems)}; training afresh")
-                    saved = None
         if self.runtime.is_main:
             self.marker.unlink(missing_ok=True)
             if saved is None:
