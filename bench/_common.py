@@ -48,9 +48,16 @@ def timed(function: Callable[[], Any]) -> tuple[float, Any]:
 
 
 def report(name: str, results: dict[str, Any], out: str | None = None) -> None:
-    """Print results as JSON (and write them to ``out`` when given)."""
+    """Print results as indented JSON, then the headline as one JSON object on the last line.
+
+    The headline is the benchmark's name and every top-level number or string of ``results`` (a
+    ratio under ``ratio``), so runs on different machines compare with ``tail -n 1``. ``out`` also
+    gets the full results.
+    """
     payload = {"benchmark": name, "machine": machine(), **results}
     text = json.dumps(payload, indent=2)
     print(text)
+    headline = {"benchmark": name, **{k: v for k, v in results.items() if isinstance(v, (int, float, str))}}
+    print(json.dumps(headline, separators=(", ", ": ")))
     if out:
         Path(out).write_text(text + "\n")

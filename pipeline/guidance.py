@@ -116,7 +116,7 @@ def load_synthesis_generator(
 ) -> tuple[Generator, dict[str, Any], Guidance | None]:
     """The EMA generator of a ``train_gan`` or MGM checkpoint (eval), the checkpoint, and its guidance.
 
-    A plain checkpoint goes through :func:`~pipeline.train.gan.load_generator`; a guided one gets
+    A plain checkpoint goes through :func:`~pipeline.generators.load_generator`; a guided one gets
     G's first layer widened for a "concat" guide and M rebuilt from ``model_config``.
     """
     state = load_checkpoint(path)

@@ -9,7 +9,7 @@ Output folder ``synthesize.out/<name>/``::
 
 A guided MGM checkpoint (``train_mgm``'s ``generator.pt``) pairs each synthetic label with a seeded
 real training image of that scene and feeds ``guide(z, E(x))`` to G; the pairing and each sample's
-``guide_key`` are recorded (:mod:`pipeline.train.mgm_generator`).
+``guide_key`` are recorded (:mod:`pipeline.guidance`).
 
 The same checkpoint, seed and params give byte-identical files: latents come from a private
 generator seeded by ``synthesize.seed``, labels from a seeded permutation, and the writer is the

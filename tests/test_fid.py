@@ -14,6 +14,7 @@ from pipeline.metrics.fid import (
     folder_distances,
     folder_features,
     frechet_distance,
+    frechet_distance_small_n,
     image_features,
     inception_extractor,
     kernel_distance,
@@ -96,3 +97,26 @@ def test_inception_path_runs_on_a_handful_of_images():
     result = distances(a, b, extractor.name)
     assert set(result) == {"fid", "kid"}
     assert result["fid"] > 0 and abs(distances(a, a, "inception")["fid"]) < 1e-3
+
+
+def _feature_sets(n_a: int, n_b: int, dim: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    mixing = rng.normal(size=(dim, dim)) / np.sqrt(dim)  # correlated features, as Inception's are
+    return rng.normal(size=(n_a, dim)) @ mixing, (rng.normal(0.2, 1.1, size=(n_b, dim)) @ mixing) + 0.1
+
+
+def test_small_n_frechet_route_is_exact_where_the_covariances_have_full_rank():
+    from cleanfid import fid as cleanfid
+
+    a, b = _feature_sets(300, 250, 32)
+    assert frechet_distance_small_n(a, b) == pytest.approx(cleanfid.fid_from_feats(a, b), rel=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("count", [64, 600])
+def test_small_n_frechet_route_equals_scipys_at_2048_dimensions(count):
+    from cleanfid import fid as cleanfid
+
+    a, b = _feature_sets(count, count, 2048, seed=count)
+    expected = cleanfid.fid_from_feats(a, b)  # scipy.linalg.sqrtm of the 2048 x 2048 product
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-6)

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from pipeline.config import load_params
 from pipeline.data.manifest import sample_byte_ranges
-from pipeline.data.reader import ShardDataset, collate, list_shards
+from pipeline.data.reader import ShardDataset, collate, epoch_batches, list_shards
 from pipeline.data.sharding import shard_dataset
 from pipeline.errors import ShardError
 from tests._sources import GradientSource
@@ -135,3 +135,10 @@ def test_corrupt_png_names_file_and_key(shard_set, tmp_path):
     shard.write_bytes(bytes(data))
     with pytest.raises(ShardError, match=r"test-000001.tar: sample 'grad-\d+': .*PNG"):
         _keys(ShardDataset(broken, "test"))
+
+
+def test_an_epoch_s_batches_are_known_from_the_manifest_before_reading(shard_set):
+    dataset = ShardDataset(shard_set, "train")
+    assert dataset.samples_per_epoch() == 12 == len(_keys(dataset))
+    assert epoch_batches(dataset, 5) == 2 and epoch_batches(dataset, 4, world_size=2) == 1
+    assert epoch_batches(object(), 4) is None

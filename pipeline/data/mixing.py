@@ -244,6 +244,10 @@ class MixedShardDataset(IterableDataset):
                     f"{self.labelled.folder} has {labelled.get(name)}"
                 )
 
+    def samples_per_epoch(self) -> int:
+        """Labelled plus weak samples one epoch yields over all ranks."""
+        return self.labelled_count + self.weak_count
+
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose labelled order and weak draw to use."""
         self.epoch = epoch

@@ -75,6 +75,13 @@ def shard_resolution(summary: dict[str, Any], folder: str | Path) -> int:
     return int(summary["resolution"])
 
 
+def epoch_batches(dataset: Any, batch_size: int, world_size: int = 1) -> int | None:
+    """Full batches one rank draws per epoch (``None`` when the dataset cannot say): a progress
+    bar's total. Exact for one reader; with several loader workers each drops its own remainder."""
+    samples = dataset.samples_per_epoch() if hasattr(dataset, "samples_per_epoch") else None
+    return None if samples is None else samples // max(world_size, 1) // batch_size
+
+
 def distributed_rank_and_world() -> tuple[int, int]:
     """(rank, world size) from an initialised process group, else torchrun's env, else (0, 1)."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -152,6 +159,13 @@ class ShardDataset(IterableDataset):
         worker = get_worker_info()
         worker_id, num_workers = (worker.id, worker.num_workers) if worker else (0, 1)
         return rank, world, worker_id, num_workers
+
+    def samples_per_epoch(self) -> int | None:
+        """Samples one epoch yields over all ranks, from the manifest (``None`` without one): the total
+        of a progress bar, known before the first batch."""
+        if self.recorded is None:
+            return None
+        return sum(self.recorded.get(path.name, 0) for path in self.shards)
 
     def check_readers(self, workers: int) -> None:
         """Refuse, in the main process and before any worker starts, more readers than shards (each

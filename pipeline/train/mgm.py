@@ -6,8 +6,8 @@ Each labelled batch of the real ``train`` split runs the steps of
 
 * ``last.pt``: everything needed to resume (all parts, optimizers, schedulers, RNG states, epoch,
   step, history, best score), written atomically after every epoch;
-* ``best.pt``: the snapshot (:func:`~pipeline.train.mgm_generator.snapshot`) of the epoch with the
-  lowest validation score (``train_mt``'s :func:`~pipeline.train.multitask.selection_score`); its
+* ``best.pt``: the snapshot (:func:`~pipeline.train.mgm_snapshot.snapshot`) of the epoch with the
+  lowest validation score (``train_mt``'s :func:`~pipeline.train.builders.selection_score`); its
   ``model`` loads like a ``train_mt`` best.pt, its ``refinement`` is the R that ``mix.refinement``
   names;
 * ``generator.pt`` (with a generator): ``best.pt`` as a ``train_gan`` checkpoint for ``synthesize``;
@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from pipeline.checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
 from pipeline.config import Params, params_to_dict, training_identity
-from pipeline.data.reader import ShardDataset, collate, read_summary, shard_resolution
+from pipeline.data.reader import ShardDataset, collate, epoch_batches, read_summary, shard_resolution
 from pipeline.errors import ParamsError
 from pipeline.generators import fixed_latents, generate
 from pipeline.hashing import file_sha256, shard_set_fingerprint
@@ -254,7 +254,7 @@ class MgmLoop:
         count = 0
         bar = tqdm(
             self.loader, desc=f"train_mgm epoch {epoch + 1}", unit="batch", leave=False,
-            disable=not self.progress,
+            disable=not self.progress, total=epoch_batches(self.train_set, self.params.mgm.batch_size),
         )  # fmt: skip
         for batch in bar:
             batch = to_device(batch, self.device)

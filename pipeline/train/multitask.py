@@ -46,7 +46,7 @@ from pipeline.atomic import write_bytes_atomic
 from pipeline.checkpoint import CheckpointError, load_state_strict
 from pipeline.config import Params, training_identity
 from pipeline.data.mixing import MixedShardDataset, weak_set
-from pipeline.data.reader import ShardDataset, collate, read_summary, shard_resolution
+from pipeline.data.reader import ShardDataset, collate, epoch_batches, read_summary, shard_resolution
 from pipeline.hashing import file_sha256, shard_set_fingerprint
 from pipeline.inference import evaluate_outputs, to_device
 from pipeline.metrics.dense import LossMeter
@@ -337,6 +337,7 @@ class MultiTaskLoop:
         bar = tqdm(
             self.train_loader, desc=f"{self.run.variant}/{self.run.name} epoch {epoch + 1}", unit="batch",
             leave=False, disable=not (self.progress and runtime.is_main),
+            total=epoch_batches(self.train_set, self.params.train_mt.batch_size, runtime.world_size),
         )  # fmt: skip
         join = Join([trainable]) if isinstance(trainable, DistributedDataParallel) else nullcontext()
         batches = 0
