@@ -93,6 +93,7 @@ def test_train_gan_outputs(real_root):
     assert straight["floor"]["pair"] == "val-test" and "fd_tiny" in straight["floor"]
     out = real_root / "straight"
     assert {p.name for p in out.glob("*.pt")} == {"best.pt", "last.pt"}
+    assert "opt_g" in load_checkpoint(out / "last.pt") and "opt_g" not in load_checkpoint(out / "best.pt")
     grids = sorted(p.name for p in (out / "samples").glob("*.png"))
     assert grids == ["step-000002.png", "step-000004.png"]
     with Image.open(out / "samples" / grids[-1]) as grid:

@@ -115,7 +115,8 @@ def generator_checkpoint(
     models: GanModels, config: SaganConfig, gan: GanParams, scene_names: Sequence[str], step: int
 ) -> dict[str, Any]:
     """The ``train_gan`` checkpoint entries that ``synthesize`` and ``train_mgm`` read (weights-only):
-    kind, architecture and training params, scene names, G, D, G's EMA, their optimisers, the step."""
+    kind, architecture and training params, scene names, G, D, G's EMA and the step. No optimiser
+    state: ``best.pt`` is for using the GAN; ``last.pt`` adds what resuming needs."""
     return {
         "kind": CHECKPOINT_KIND,
         "config": {"sagan": config.as_dict(), "train": training_identity(gan)},
@@ -123,8 +124,6 @@ def generator_checkpoint(
         "generator": models.generator.state_dict(),
         "discriminator": models.discriminator.state_dict(),
         "generator_ema": models.generator_ema.state_dict(),
-        "opt_g": models.opt_g.state_dict(),
-        "opt_d": models.opt_d.state_dict(),
         "step": step,
     }
 
@@ -202,6 +201,8 @@ class GanLoop:
     def state_dict(self) -> dict[str, Any]:
         return {
             **generator_checkpoint(self.models, self.config, self.gan, self.scene_names, self.step),
+            "opt_g": self.models.opt_g.state_dict(),
+            "opt_d": self.models.opt_d.state_dict(),
             "epoch": self.batches.epoch,
             "batch_in_epoch": self.batches.position,
             "running": dict(self.running),
