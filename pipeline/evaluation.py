@@ -262,7 +262,9 @@ def evaluate(params: Params, *, progress: bool = True, metrics_dir: str | Path =
     shards = Path(params.shard.out)
     num_classes = len(read_summary(shards)["class_names"])
     tasks = list(params.model.tasks)
-    loader = DataLoader(ShardDataset(shards, "test"), batch_size=cfg.batch_size, collate_fn=collate)
+    loader = DataLoader(
+        ShardDataset(shards, "test", dense=tasks), batch_size=cfg.batch_size, collate_fn=collate
+    )
     samples = fixed_samples(shards, "test", cfg.grid_samples)
     predictors: dict[str, nn.Module] = {"trivial": TrivialPredictor.from_split(shards, "train", num_classes)}
     for variant in params.train_mt.variants:

@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
-from webdataset.tariterators import tarfile_samples
 
 from pipeline.data.codec import DecodeError, decode_fields
+from pipeline.data.tar_members import iter_samples
 from pipeline.errors import ShardError
 
 RgbRange = Literal["01", "pm1"]
@@ -112,7 +112,8 @@ class ShardDataset(IterableDataset):
     Each item holds ``rgb`` (float 3xHxW in [0, 1], or [-1, 1] with ``rgb_range="pm1"``),
     ``scene`` (long), and where stored ``seg`` (long HxW, 255 = ignore), ``depth`` (float
     1xHxW metres), ``depth_valid`` (bool 1xHxW) and ``normal`` (float 3xHxW), plus ``key``
-    and ``meta``.
+    and ``meta``. ``dense`` names the pixel labels to decode (``None``: all; ``()``: none, for the
+    stages that read images and scene labels only).
     """
 
     def __init__(
@@ -126,8 +127,10 @@ class ShardDataset(IterableDataset):
         rgb_range: RgbRange = "01",
         rank: int | None = None,
         world_size: int | None = None,
+        dense: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
+        self.dense = None if dense is None else tuple(dense)
         self.folder = Path(folder)
         self.split = split
         self.shards: Sequence[Path] = list_shards(folder, split)
@@ -203,8 +206,7 @@ class ShardDataset(IterableDataset):
         for shard in shards:
             count = 0
             try:
-                records = tarfile_samples([{"url": str(shard)}])
-                for record in records:
+                for record in iter_samples(shard.read_bytes()):
                     yield self._decode(record, shard)
                     count += 1
             except (ShardError, KeyboardInterrupt):
@@ -221,7 +223,7 @@ class ShardDataset(IterableDataset):
     def _decode(self, record: dict[str, Any], shard: Path) -> dict[str, Any]:
         key = record.get("__key__", "?")
         try:
-            fields = decode_fields(record)
+            fields = decode_fields(record, self.dense)
         except DecodeError as err:
             raise ShardError(f"shard {shard}: sample {key!r}: {err}") from err
         item = to_tensors(fields, self.rgb_range)

@@ -95,7 +95,7 @@ class WeakRealImages:
     """
 
     def __init__(self, folder: str | Path, seed: int, device: torch.device) -> None:
-        self.dataset = ShardDataset(folder, "weak", shuffle=True, seed=seed)
+        self.dataset = ShardDataset(folder, "weak", shuffle=True, seed=seed, dense=())
         self.device = device
         self.epoch = 0
         self._passes = 0

@@ -232,7 +232,7 @@ class MultiTaskLoop:
         train_samples = int(summary["splits"].get("train", {}).get("samples", 0))
         require_batches(train_samples, cfg.batch_size, f"the train split of {shards}", "train_mt.batch_size")
         self.train_set = _train_set(params, run)
-        val_set = ShardDataset(shards, "val")
+        val_set = ShardDataset(shards, "val", dense=run.tasks)
 
         seed_everything(cfg.seed)
         self.net = build_model(params, run.tasks, self.num_classes).to(device)
@@ -413,7 +413,7 @@ def _train_set(params: Params, run: ModelRun) -> ShardDataset | MixedShardDatase
     """The labelled train split, mixed with the weak set for ``mgm``."""
     cfg, shards = params.train_mt, Path(params.shard.out)
     if run.variant != "mgm":
-        return ShardDataset(shards, "train", shuffle=True, seed=cfg.seed)
+        return ShardDataset(shards, "train", shuffle=True, seed=cfg.seed, dense=run.tasks)
     weak_folder, weak_split = weak_set(params)
     return MixedShardDataset(
         shards, weak_folder, weak_split, params.mix.synthetic_ratio, shuffle=True, seed=cfg.seed

@@ -21,7 +21,8 @@ class RealBatches:
 
     def __init__(self, folder: str | Path, splits: Sequence[str], batch_size: int, seed: int, workers: int):
         self.datasets = [
-            ShardDataset(folder, split, shuffle=True, seed=seed, rgb_range="pm1") for split in splits
+            ShardDataset(folder, split, shuffle=True, seed=seed, rgb_range="pm1", dense=())
+            for split in splits
         ]
         self.batch_size = batch_size
         self.seed = seed
