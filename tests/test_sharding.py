@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import tarfile
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -16,6 +19,8 @@ from pipeline.errors import OutputExistsError, SampleError
 from stages.cli import main as mgm_main
 from tests._files import file_hashes
 from tests._sources import GradientSource
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _params(out, **sets):
@@ -113,6 +118,38 @@ def test_bad_sample_names_key_and_keeps_earlier_output(tmp_path):
         shard_dataset(_params(out), source=GradientSource(bad="1002"), progress=False)
     assert file_hashes(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["real"]
+
+
+SOURCE_ERROR_MID_SHARD = """
+import gc, tempfile
+from pathlib import Path
+from tests._sources import GradientSource
+from pipeline.data.sharding import write_split, _SplitStats
+from pipeline.errors import SampleError
+source = GradientSource(train=6)
+samples = [source.load(i) for i in source.split_ids()["train"]]
+def check(sample, seen=[0]):
+    seen[0] += 1
+    if seen[0] == 3:  # the tar stream's buffer holds the first samples' unwritten bytes
+        raise SampleError("deliberate")
+    return sample
+try:
+    stats = _SplitStats(list("abcdef"), 13)
+    write_split("train", samples, 6, Path(tempfile.mkdtemp()), [(0, 6)], check, stats, progress=False)
+except SampleError as err:
+    print("error:", err)
+gc.collect()
+"""
+
+
+def test_a_source_error_mid_shard_leaves_no_finaliser_traceback():
+    """shard.workers=0: the error used to be followed by tarfile's "Exception ignored ... write to
+    closed file" (its stream, left open, flushed into the already closed file when collected)."""
+    result = subprocess.run(
+        [sys.executable, "-c", SOURCE_ERROR_MID_SHARD], cwd=REPO_ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "error: deliberate" in result.stdout
+    assert "Exception ignored" not in result.stderr, result.stderr
 
 
 def test_refuses_to_replace_a_folder_it_did_not_write(tmp_path):
