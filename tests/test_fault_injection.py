@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from pipeline.checkpoint import load_checkpoint
 from pipeline.train.engine import COMPLETE_MARKER
 from pipeline.train.multitask import train_mt
+from tests._files import checkpoint_tensors
 from tests._tiny import TinyProject, mgm_project
 
 pytestmark = pytest.mark.slow
@@ -141,25 +141,14 @@ def _digest(path: Path, run_root: Path) -> dict[str, str]:
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         name = file.relative_to(path).as_posix()
         if file.suffix == ".pt":
-            tensors = _tensors(load_checkpoint(file))
-            found[name] = hashlib.sha256(
-                b"".join(t.contiguous().numpy().tobytes() for t in tensors)
-            ).hexdigest()
+            tensors = sorted(checkpoint_tensors(load_checkpoint(file)).items())
+            data = b"".join(key.encode() + t.contiguous().numpy().tobytes() for key, t in tensors)
+            found[name] = hashlib.sha256(data).hexdigest()
         elif file.suffix in (".json", ".csv", ".md"):
             found[name] = _without_times(file, run_root)
         else:
             found[name] = hashlib.sha256(file.read_bytes()).hexdigest()
     return found
-
-
-def _tensors(value) -> list[torch.Tensor]:
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if isinstance(value, dict):
-        return [t for key in sorted(value) for t in _tensors(value[key])]
-    if isinstance(value, list):
-        return [t for item in value for t in _tensors(item)]
-    return []
 
 
 def _without_times(file: Path, run_root: Path) -> str:

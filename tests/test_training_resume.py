@@ -16,6 +16,7 @@ import torch
 
 from pipeline.checkpoint import load_checkpoint
 from pipeline.train.engine import COMPLETE_MARKER
+from tests._files import checkpoint_tensors
 from tests._tiny import TinyProject, mgm_overrides, mgm_project
 
 pytestmark = pytest.mark.slow
@@ -100,19 +101,6 @@ def _kill_after_first_checkpoint(root: Path, args: list[str], folder: Path) -> N
     assert not (folder / COMPLETE_MARKER).exists(), "killed too late: the run had already finished"
 
 
-def _tensors(value, prefix: str = "") -> dict[str, torch.Tensor]:
-    found: dict[str, torch.Tensor] = {}
-    if isinstance(value, torch.Tensor):
-        found[prefix] = value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            found |= _tensors(item, f"{prefix}/{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found |= _tensors(item, f"{prefix}/{index}")
-    return found
-
-
 def _rows(folder: Path) -> list[dict[str, str]]:
     rows = []
     for path in sorted(folder.glob("*.csv")):
@@ -131,7 +119,10 @@ def test_kill_after_first_checkpoint_then_rerun_equals_an_uninterrupted_run(root
     assert (parts / COMPLETE_MARKER).is_file()
     assert not list(parts.rglob("*.tmp"))
     for name in ("last.pt", "best.pt"):
-        a, b = _tensors(load_checkpoint(whole / name)), _tensors(load_checkpoint(parts / name))
+        a, b = (
+            checkpoint_tensors(load_checkpoint(whole / name)),
+            checkpoint_tensors(load_checkpoint(parts / name)),
+        )
         assert a.keys() == b.keys() and a, name
         different = [key for key in a if not torch.equal(a[key], b[key])]
         assert different == [], f"{name}: {different[:5]}"

@@ -30,7 +30,6 @@ import copy
 import io
 import math
 import tarfile
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -43,7 +42,7 @@ from torch.utils.data import IterableDataset
 
 from pipeline.config import Params
 from pipeline.data.codec import REQUIRED_FIELDS, DecodeError, decode_fields
-from pipeline.data.manifest import read_manifest
+from pipeline.data.manifest import MANIFEST_NAME, read_manifest
 from pipeline.data.reader import RgbRange, ShardDataset, list_shards, read_summary, to_tensors
 from pipeline.data.schema import IGNORE_LABEL
 from pipeline.errors import ParamsError, ShardError
@@ -104,12 +103,15 @@ def check_ratio(ratio: float) -> float:
     return value
 
 
-def samples_per_shard(folder: Path, split: str) -> dict[str, int]:
-    """Number of samples in each shard of ``split``, from the set's manifest."""
-    counts = Counter(row for row in _column(read_manifest(folder), "shard", split))
-    if not counts:
-        raise ShardError(f"{folder / 'manifest.parquet'} lists no sample of split {split!r}")
-    return dict(counts)
+def samples_per_shard(dataset: ShardDataset) -> dict[str, int]:
+    """Number of samples in each shard of the dataset's split, as its manifest records them (read once,
+    by the dataset itself); an error when there is no manifest or it lists no sample of the split."""
+    manifest = dataset.folder / MANIFEST_NAME
+    if dataset.recorded is None:
+        raise ShardError(f"manifest {manifest} does not exist: is this a shard set written by `mgm shard`?")
+    if not dataset.recorded:
+        raise ShardError(f"{manifest} lists no sample of split {dataset.split!r}")
+    return dict(dataset.recorded)
 
 
 def _column(table: Any, name: str, split: str) -> list[Any]:
@@ -208,7 +210,7 @@ class MixedShardDataset(IterableDataset):
             labelled_folder, "train", shuffle=shuffle, shuffle_buffer=shuffle_buffer, seed=seed,
             rgb_range=rgb_range, rank=rank, world_size=world_size,
         )  # fmt: skip
-        self.shard_sizes = samples_per_shard(self.labelled.folder, "train")
+        self.shard_sizes = samples_per_shard(self.labelled)
         unlisted = [path.name for path in self.labelled.shards if path.name not in self.shard_sizes]
         if unlisted:
             raise ShardError(

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from pipeline.data.codec import DecodeError, decode_fields
+from pipeline.data.manifest import MANIFEST_NAME, read_manifest
 from pipeline.data.tar_members import iter_samples
 from pipeline.errors import ShardError
 
@@ -31,8 +32,6 @@ def recorded_counts(folder: str | Path, split: str) -> dict[str, int] | None:
     Why: a tar cut cleanly at a sample boundary reads without error; only the record says that
     samples are missing.
     """
-    from pipeline.data.manifest import MANIFEST_NAME, read_manifest
-
     if not (Path(folder) / MANIFEST_NAME).is_file():
         return None
     table = read_manifest(folder).select(["shard", "split"]).to_pydict()

@@ -157,11 +157,11 @@ class EngineState:
         )
 
     def best_row(self) -> dict[str, Any]:
-        """The history row of the best unit (the last row evaluated at or before it)."""
+        """The history row of the best unit (the last row evaluated at or before it), as in the CSV."""
         if not self.best_unit:
             return {}
         rows = [row for row in self.history if row.get("_unit", 0) <= self.best_unit]
-        return dict(rows[-1]) if rows else {}
+        return {k: v for k, v in rows[-1].items() if not k.startswith("_")} if rows else {}
 
 
 class TrainingLoop(Protocol):
@@ -320,8 +320,8 @@ class Engine:
                 self.state.units_done = unit + 1
                 self._record(loop, result, final=self.state.units_done == spec.units)
                 bar.update(1)
-                if result.row is not None:
-                    bar.set_postfix({k: f"{v:.4g}" for k, v in _headline(result).items()})
+                if result.score is not None:
+                    bar.set_postfix(score=f"{result.score:.4g}")
         finally:
             bar.close()
         if self.state.units_done < spec.units:
@@ -329,7 +329,8 @@ class Engine:
         if self.runtime.is_main:
             loop.finish(self.state)
             if spec.history_csv is not None and self.state.history:
-                write_history_csv(_public(self.state.history), spec.history_csv)
+                # again: a finished run resumed with another (resume-free) plots path writes it there
+                write_history_csv(public_history(self.state), spec.history_csv)
             write_json_atomic(self.marker, loop.summary(self.state))
         return True
 
@@ -355,20 +356,11 @@ class Engine:
                     self.last_path,
                 )
             if result.row is not None and spec.history_csv is not None:
-                write_history_csv(_public(state.history), spec.history_csv)
+                write_history_csv(public_history(state), spec.history_csv)
         if self.runtime.distributed:
             dist.barrier()
 
 
-def _public(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """History rows without the engine's bookkeeping columns."""
-    return [{k: v for k, v in row.items() if not k.startswith("_")} for row in rows]
-
-
-def _headline(result: UnitResult) -> dict[str, float]:
-    return {"score": result.score} if result.score is not None else {}
-
-
 def public_history(state: EngineState) -> list[dict[str, Any]]:
-    """The history rows as written to the CSV."""
-    return _public(state.history)
+    """The history rows as written to the CSV: without the engine's bookkeeping columns (``_unit``)."""
+    return [{k: v for k, v in row.items() if not k.startswith("_")} for row in state.history]

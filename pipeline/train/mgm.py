@@ -297,7 +297,7 @@ class MgmLoop:
     def summary(self, state: EngineState) -> dict[str, Any]:
         params = self.params
         history = public_history(state)
-        best = history[state.best_unit - 1] if history and state.best_unit else {}
+        best = state.best_row()
         last = history[-1] if history else {}
         return {
             "variant": {

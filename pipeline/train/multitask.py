@@ -381,7 +381,7 @@ class MultiTaskLoop:
 
     def summary(self, state: EngineState) -> dict[str, Any]:
         history = public_history(state)
-        best = history[state.best_unit - 1] if history and state.best_unit else {}
+        best = state.best_row()
         return {
             "tasks": list(self.run.tasks),
             "epochs_done": state.units_done,

@@ -259,7 +259,7 @@ class GanLoop:
     def summary(self, state: EngineState) -> dict[str, Any]:
         """The stage's metrics: steps, time, last and best evaluation, the real-vs-real floor."""
         history = public_history(state)
-        best = {k: v for k, v in state.best_row().items() if not k.startswith("_")}
+        best = state.best_row()
         return {
             "steps": self.step,
             "train_seconds": round(self.seconds, 1),
