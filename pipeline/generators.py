@@ -38,6 +38,8 @@ def sagan_config(params: Params, num_classes: int, resolution: int) -> SaganConf
             g_width=gan.g_width,
             d_width=gan.d_width,
             attention_resolution=gan.attention_resolution,
+            g_spectral_norm=gan.g_spectral_norm,
+            conditioning=gan.conditioning,
         )
     except ValueError as err:
         raise ParamsError(f"gan (at the shards' resolution {resolution} px): {err}") from None
@@ -59,7 +61,8 @@ def load_generator(
     """The EMA generator of a ``train_gan`` checkpoint, in eval mode, and the checkpoint dict.
 
     With ``expected``, a checkpoint trained for another architecture (resolution, widths, latent
-    size, attention, number of scene classes) is a :class:`CheckpointError` naming each difference.
+    size, attention, spectral norm, conditioning scheme, number of scene classes) is a
+    :class:`CheckpointError` naming each difference.
     """
     state = load_checkpoint(path, map_location="cpu")
     if state.get("kind") != CHECKPOINT_KIND:
@@ -120,6 +123,29 @@ def generate(
         for i in range(0, len(labels), batch_size)
     ]
     return np.concatenate(chunks)
+
+
+@torch.no_grad()
+def set_standing_statistics(
+    generator: Generator, z: Tensor, labels: Tensor, batch_size: int, device: torch.device
+) -> None:
+    """Replace G's batch-norm running statistics by their plain average over ``z``/``labels`` in
+    batches ("standing statistics", BigGAN): an EMA copy of G would otherwise sample with the
+    training G's statistics, which belong to other weights. Leaves G in eval mode; the global RNG
+    is untouched (the latents are the caller's)."""
+    norms = [module for module in generator.modules() if isinstance(module, torch.nn.BatchNorm2d)]
+    momenta = [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the batches below
+    generator.train()
+    try:
+        for i in range(0, len(labels), batch_size):
+            generator(z[i : i + batch_size].to(device), labels[i : i + batch_size].to(device))
+    finally:
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+        generator.eval()
 
 
 def fixed_latents(count: int, latent_dim: int, seed: int) -> Tensor:

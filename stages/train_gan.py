@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.config import Params
+from pipeline.metrics.fid import metric_names
 from pipeline.train.gan.loop import train_gan
 from pipeline.train.history import write_metrics_json
 from stages import COMMANDS
@@ -25,11 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(params: Params, args: argparse.Namespace) -> None:
     metrics = train_gan(params, progress=not args.quiet)
     write_metrics_json(metrics, args.metrics)
-    best = metrics["best"]
-    shown = ", ".join(f"{key} {value:.4g}" for key, value in best.items() if key.startswith(("fid", "fd_")))
+    fd_name, kd_name = metric_names(metrics["extractor"])
     print(
-        f"trained {metrics['steps']} steps -> {params.gan.out}/last.pt; "
-        f"best.pt at step {best.get('step')}: {shown}"
+        f"trained {metrics['steps']} steps ({metrics['kimg']:g} kimg) -> {params.gan.out}/last.pt; "
+        f"best.pt at step {metrics['best_step']}; final EMA G at n={metrics['n_images']}: "
+        f"{kd_name} {metrics[kd_name]:.4f} (floor {metrics[f'floor_{kd_name}']:.4f}, half-res blur "
+        f"{metrics[f'blur_half_{kd_name}']:.4f}), {fd_name} {metrics[fd_name]:.1f} (floor "
+        f"{metrics[f'floor_{fd_name}']:.1f}, blur {metrics[f'blur_half_{fd_name}']:.1f}), scene accuracy "
+        f"{metrics['scene_acc']:.2f} (real images {metrics['real_scene_acc']:.2f})"
     )
 
 

@@ -17,7 +17,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_PATHS = ("pipeline", "stages", "flows", "data/sources", "dvc.yaml", "params.yaml", ".gitignore")
 TINY_PARAMS = {
     key: PIPELINE[key]
-    for key in ("data.resolution", "data.rooms.train", "data.rooms.val", "data.rooms.test", "shard.workers")
+    for key in (
+        "data.resolution",
+        "data.rooms.train",
+        "data.rooms.val",
+        "data.rooms.test",
+        "data.rooms.reference",
+        "shard.workers",
+    )
 }
 
 

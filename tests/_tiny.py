@@ -19,6 +19,7 @@ from pipeline.data.sharding import shard_dataset
 TINY: dict[str, Any] = {
     "data.resolution": 32,
     "shard.workers": 0,
+    "data.rooms.reference": 4,
     "runtime.device": "cpu",
     "runtime.threads": 1,
     "model.encoder": "halfwidth34",
@@ -36,7 +37,8 @@ TINY: dict[str, Any] = {
     "gan.latent_dim": 16,
     "gan.attention_resolution": 16,
     "gan.batch_size": 4,
-    "gan.fid_images": 8,
+    "gan.eval_images": 4,
+    "gan.standing_batches": 1,
     "gan.fid_extractor": "tiny",
     "gan.grid_columns": 2,
     "synthesize.fid_extractor": "tiny",
@@ -59,7 +61,6 @@ PIPELINE: dict[str, Any] = {
     "train_mt.variants": ["st", "mt", "mgm"],
     "evaluate.checkpoints": {"mgm-joint": "models/mgm/best.pt"},
     "gan.steps": 1,
-    "gan.fid_splits": ["val"],
     "synthesize.count": 8,
     "synthesize.batch_size": 8,
     "mgm.epochs": 1,
@@ -80,6 +81,7 @@ def make_shards(
     train: int = 12,
     val: int = 4,
     test: int = 4,
+    reference: int = 4,
     per_shard: int = 3,
     label_fraction: float = 1.0,
 ) -> Path:
@@ -90,6 +92,7 @@ def make_shards(
         "data.rooms.train": train,
         "data.rooms.val": val,
         "data.rooms.test": test,
+        "data.rooms.reference": reference,
         "data.label_fraction": label_fraction,
         "shard.samples_per_shard": per_shard,
     }
@@ -133,9 +136,7 @@ class TinyProject:
         """A one-step GAN checkpoint at ``root/gan/best.pt`` (what train_mgm and synthesize start from)."""
         from pipeline.train.gan.loop import train_gan
 
-        train_gan(
-            self.params("gan.steps=1", "gan.fid_splits=[val]", "gan.fid_images=4", *extra), progress=False
-        )
+        train_gan(self.params("gan.steps=1", *extra), progress=False)
         return self.root / "gan" / "best.pt"
 
 

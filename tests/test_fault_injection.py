@@ -55,8 +55,8 @@ def _outputs(stage: str, root: Path, run: str) -> tuple[list[str], list[str], li
         ),
         "train_gan": (
             [],
-            [f"gan.out={out / 'gan'}", f"gan.plots={out / 'gan_plots'}", "gan.steps=40", "gan.fid_every=10",
-             "gan.checkpoint_every=5", "gan.sample_every=10", "gan.fid_splits=[val]", "gan.fid_images=4"],
+            [f"gan.out={out / 'gan'}", f"gan.plots={out / 'gan_plots'}", "gan.steps=40", "gan.eval_every=10",
+             "gan.checkpoint_every=5", "gan.sample_every=10", "gan.eval_images=4"],
             [out / "gan", out / "gan_plots"],
         ),
         "synthesize": (

@@ -190,7 +190,7 @@ def synthetic(tmp_path_factory):
     """A real shard set (12 train) and a 30-image synthetic set from a 1-step tiny SAGAN."""
     root = tmp_path_factory.mktemp("synthetic-mix")
     gan_shards(root)
-    train_gan(gan_params(root, "gan.steps=1", "gan.fid_splits=[val]"), progress=False)
+    train_gan(gan_params(root, "gan.steps=1"), progress=False)
     synthesize(gan_params(root, "synthesize.count=30", "synthesize.fid_split=none"), progress=False)
     return root
 

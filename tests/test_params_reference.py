@@ -40,7 +40,7 @@ def test_yaml_comments_and_page_carry_the_field_descriptions():
     assert "  device: auto                # auto (CUDA when available) | cpu | cuda | cuda:N" in text
     page = params_markdown()
     assert "| `runtime.threads` | `0` | free | torch CPU threads (0 = torch's default) |" in page
-    assert "| `gan.g_lr` | `0.0001` |  |" in page
+    assert "| `gan.g_lr` | `0.0002` |  |" in page
 
 
 def test_shared_sections_replace_the_per_stage_copies():

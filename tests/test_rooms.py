@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.data.rooms import (
+    REFERENCE_OFFSET,
     SCENE_TYPES,
     TEST_OFFSET,
     VAL_OFFSET,
@@ -245,12 +246,13 @@ def test_light_visibility_blocks_under_a_table_top() -> None:
 
 
 def test_source_split_ids_use_fixed_offsets() -> None:
-    source = RoomsSource(resolution=32, seed=0, train=3, val=2, test=2)
+    source = RoomsSource(resolution=32, seed=0, train=3, val=2, test=2, reference=1)
     ids = source.split_ids()
     assert ids == {
         "train": ["0", "1", "2"],
         "val": [str(VAL_OFFSET), str(VAL_OFFSET + 1)],
         "test": [str(TEST_OFFSET), str(TEST_OFFSET + 1)],
+        "reference": [str(REFERENCE_OFFSET)],  # rooms never trained on, validated or tested on
     }
     bigger = RoomsSource(resolution=32, seed=0, train=50, val=2, test=2).split_ids()
     assert bigger["val"] == ids["val"] and bigger["test"] == ids["test"]

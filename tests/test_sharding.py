@@ -44,7 +44,7 @@ def test_label_fraction_splits_train_into_train_and_weak(tmp_path):
         _params(out, **{"data.label_fraction": 0.25}), source=GradientSource(), progress=False
     )
     counts = {split: info["samples"] for split, info in summary["splits"].items()}
-    assert counts == {"train": 3, "weak": 9, "val": 4, "test": 4}
+    assert counts == {"train": 3, "weak": 9, "val": 4, "test": 4, "reference": 0}  # a source without one
     manifest = read_manifest(out).to_pylist()
     train_ids = {row["id"] for row in manifest if row["split"] == "train"}
     weak_ids = {row["id"] for row in manifest if row["split"] == "weak"}

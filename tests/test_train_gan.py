@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,9 +75,8 @@ def _run(root, name, steps, *extra):
         f"gan.plots={root / name / 'plots'}",
         f"gan.steps={steps}",
         "gan.checkpoint_every=2",
-        "gan.fid_every=2",
+        "gan.eval_every=2",
         "gan.sample_every=2",
-        "gan.fid_splits=[val, test]",
         *extra,
     )
     return train_gan(params, progress=False)
@@ -90,7 +90,11 @@ def _rows(path):
 def test_train_gan_outputs(real_root):
     straight = _run(real_root, "straight", 4)
     assert straight["steps"] == 4 and straight["extractor"] == "tiny"
-    assert straight["floor"]["pair"] == "val-test" and "fd_tiny" in straight["floor"]
+    assert straight["kimg"] == 4 * 4 / 1000 and straight["n_images"] == 4
+    flat = {"fd_tiny", "kd_tiny", "scene_acc", "floor_fd_tiny", "floor_kd_tiny", "blur_half_fd_tiny"}
+    assert flat | {"blur_half_kd_tiny", "real_scene_acc", "best_step", "best_kd_tiny"} <= set(straight)
+    assert all(isinstance(value, (int, float)) for key, value in straight.items() if key != "extractor")
+    assert 0.0 <= straight["scene_acc"] <= 1.0 and straight["blur_half_fd_tiny"] != straight["floor_fd_tiny"]
     out = real_root / "straight"
     assert {p.name for p in out.glob("*.pt")} == {"best.pt", "last.pt"}
     assert "opt_g" in load_checkpoint(out / "last.pt") and "opt_g" not in load_checkpoint(out / "best.pt")
@@ -99,8 +103,9 @@ def test_train_gan_outputs(real_root):
     with Image.open(out / "samples" / grids[-1]) as grid:
         assert grid.size[1] == 6 * (64 + 2)  # one row per scene type
     header = (out / "plots" / "history.csv").read_text().splitlines()[0].split(",")
-    assert {"fd_tiny_val", "kd_tiny_val", "fd_tiny_test", "d_loss", "g_loss"} <= set(header)
+    assert {"step", "kimg", "fd_tiny", "kd_tiny", "scene_acc", "d_loss", "g_loss"} <= set(header)
     assert not any(name.startswith("fid") for name in header)
+    assert (out / "plots" / "metrics.png").stat().st_size > 1000
     # exact resume after a kill: tests/test_training_resume.py (every training stage)
 
 
@@ -109,7 +114,7 @@ def test_other_params_start_afresh_with_a_notice(real_root, capsys):
     again = _run(real_root, "changed", 2, "gan.g_width=8", "gan.d_lr=0.001")
     err = capsys.readouterr().err
     assert "training afresh" in err and "gan.g_width: checkpoint 4 vs params 8" in err
-    assert "gan.d_lr: checkpoint 0.0004 vs params 0.001" in err
+    assert "gan.d_lr: checkpoint 0.0002 vs params 0.001" in err
     assert again["steps"] == 2
     assert load_checkpoint(real_root / "changed" / "last.pt")["config"]["sagan"]["g_width"] == 8
 
@@ -140,3 +145,16 @@ def test_a_gan_run_that_would_take_no_step_is_refused(real_root):
     ):
         _run(real_root, "nostep", 2, "gan.batch_size=16")
     assert not (real_root / "nostep" / "last.pt").exists()
+
+
+def test_dvc_plot_of_train_gan_names_columns_the_stage_writes():
+    """The history plot in dvc.yaml draws columns that exist (with Inception, the default extractor)."""
+    import yaml
+
+    from pipeline.metrics.fid import metric_names
+
+    stage = yaml.safe_load(Path("dvc.yaml").read_text())["stages"]["train_gan"]
+    (plot,) = [next(iter(entry.values())) for entry in stage["plots"] if "history.csv" in next(iter(entry))]
+    written = {"step", "kimg", "epoch", "d_loss", "d_real", "d_fake", "g_loss", "scene_acc", "seconds"}
+    written |= set(metric_names("inception"))
+    assert plot["x"] in written and set(plot["y"]) <= written

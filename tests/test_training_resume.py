@@ -49,7 +49,7 @@ def _train_mt_mixed(root: Path, out: str) -> tuple[list[str], Path, Path]:
 def _train_gan(root: Path, out: str) -> tuple[list[str], Path, Path]:
     sets = _project(root).overrides(
         f"gan.out={root / out}", f"gan.plots={root / out / 'plots'}", "gan.steps=8", "gan.checkpoint_every=2",
-        "gan.fid_every=2", "gan.sample_every=2", "gan.fid_splits=[val]", "gan.fid_images=4",
+        "gan.eval_every=2", "gan.sample_every=2", "gan.eval_images=4",
     )  # fmt: skip
     return ["stages.train_gan", *_sets(sets)], root / out, root / out / "plots"
 

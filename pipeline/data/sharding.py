@@ -37,7 +37,7 @@ from pipeline.data.sources import make_source
 from pipeline.errors import SampleError
 from pipeline.lifecycle import worker_stops_with_parent
 
-SHARD_SPLITS = ("train", "weak", "val", "test")
+SHARD_SPLITS = ("train", "weak", "val", "test", "reference")
 SUMMARY_NAME = "summary.json"
 WRITER_ID = "mgm-pipeline shard"
 
@@ -65,7 +65,11 @@ def plan_splits(source: Source, label_fraction: float, seed: int) -> dict[str, l
     """Item ids per shard split: ``train`` and ``weak`` carved from the source's training ids."""
     ids = {name: list(values) for name, values in source.split_ids().items()}
     labelled, weak = split_labelled(ids.get("train", []), label_fraction, seed)
-    plan = {"train": labelled, "weak": weak, "val": ids.get("val", []), "test": ids.get("test", [])}
+    plan = {
+        "train": labelled,
+        "weak": weak,
+        **{split: ids.get(split, []) for split in ("val", "test", "reference")},
+    }
     seen: dict[str, str] = {}
     for split, values in plan.items():
         for item in values:

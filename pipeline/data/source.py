@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 from pipeline.data.schema import Sample
 
-SPLITS_WITH_LABELS = ("train", "val", "test")
-"""Splits a source defines; the ``shard`` stage carves ``weak`` out of ``train``."""
+SPLITS_WITH_LABELS = ("train", "val", "test", "reference")
+"""Splits a source defines; the ``shard`` stage carves ``weak`` out of ``train``. ``reference``
+(optional; the rooms source renders it) holds real images for the generator's metrics only."""
 
 
 class Source(ABC):
@@ -26,7 +27,8 @@ class Source(ABC):
 
     @abstractmethod
     def split_ids(self) -> dict[str, Sequence[str]]:
-        """Item ids of ``train``, ``val`` and ``test``, each in a deterministic order."""
+        """Item ids of ``train``, ``val``, ``test`` (and optionally ``reference``), each in a
+        deterministic order."""
 
     @abstractmethod
     def load(self, item_id: str) -> Sample:

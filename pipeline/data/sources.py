@@ -20,6 +20,7 @@ def make_source(data: DataParams) -> Source:
             train=data.rooms.train,
             val=data.rooms.val,
             test=data.rooms.test,
+            reference=data.rooms.reference,
         )
     path = Path(data.path)
     if not path.exists():

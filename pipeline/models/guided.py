@@ -62,7 +62,8 @@ class LatentGuide(nn.Module):
 def widen_generator_input(generator: Generator, extra: int) -> Generator:
     """Give ``generator.linear`` ``extra`` more input columns, zero-initialised (in place; returned).
 
-    The spectral-norm parametrization is re-created on the widened weight with the old power
+    A plain linear layer (G without spectral norm) gets zero columns. The spectral-norm
+    parametrization is re-created on the widened weight with the old power
     iteration vectors (``v`` padded with zeros), so sigma and hence G's output are unchanged; the
     layer keeps the old one's device, dtype, train/eval mode and ``requires_grad``.
     """
@@ -72,7 +73,8 @@ def widen_generator_input(generator: Generator, extra: int) -> Generator:
     if extra == 0:
         return generator
     if not parametrize.is_parametrized(old, "weight"):
-        raise TypeError("widen_generator_input: generator.linear is not a spectral-norm linear layer")
+        generator.linear = _widened_plain_linear(old, extra)
+        return generator
     norm = old.parametrizations.weight[0]
     weight = old.parametrizations.weight.original
     out_features, in_features = weight.shape
@@ -95,6 +97,21 @@ def widen_generator_input(generator: Generator, extra: int) -> Generator:
     wide.requires_grad_(weight.requires_grad)
     generator.linear = wide
     return generator
+
+
+def _widened_plain_linear(old: nn.Linear, extra: int) -> nn.Linear:
+    """``old`` with ``extra`` zero input columns (a G trained without spectral norm)."""
+    with torch.random.fork_rng(devices=[]):
+        wide = nn.Linear(old.in_features + extra, old.out_features, bias=old.bias is not None)
+    wide = wide.to(device=old.weight.device, dtype=old.weight.dtype)
+    with torch.no_grad():
+        wide.weight.zero_()
+        wide.weight[:, : old.in_features] = old.weight
+        if old.bias is not None:
+            wide.bias.copy_(old.bias)
+    wide.train(old.training)
+    wide.requires_grad_(old.weight.requires_grad)
+    return wide
 
 
 class GuidedGenerator(nn.Module):

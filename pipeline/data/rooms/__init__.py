@@ -61,15 +61,53 @@ from pipeline.data.schema import NYU13_CLASSES, Sample
 from pipeline.data.source import Source
 
 __all__ = [
-    "BED", "BOOKS", "BOOK_SPINES", "CABINET", "CEILING", "CHAIR", "FABRIC", "FLOOR", "FURNITURE", "LAMP",
-    "MAX_RESOLUTION", "MIN_RESOLUTION", "OBJECTS", "PAINTING", "PICTURE", "PLAIN", "SCENE_TYPES", "SCREEN",
-    "SOFA", "SPECKLE", "STRIPES", "TABLE", "TEST_OFFSET", "TILES", "TV", "VAL_OFFSET", "WALL", "WINDOW",
-    "WINDOW_VIEW", "WOOD", "Color", "LocalBox", "Material", "Rect", "RoomScene", "RoomsSource",
-    "build_scene", "light_visibility", "render_room", "scene_type_of", "shadow_mask",
+    "BED",
+    "BOOKS",
+    "BOOK_SPINES",
+    "CABINET",
+    "CEILING",
+    "CHAIR",
+    "FABRIC",
+    "FLOOR",
+    "FURNITURE",
+    "LAMP",
+    "MAX_RESOLUTION",
+    "MIN_RESOLUTION",
+    "OBJECTS",
+    "PAINTING",
+    "PICTURE",
+    "PLAIN",
+    "REFERENCE_OFFSET",
+    "SCENE_TYPES",
+    "SCREEN",
+    "SOFA",
+    "SPECKLE",
+    "STRIPES",
+    "TABLE",
+    "TEST_OFFSET",
+    "TILES",
+    "TV",
+    "VAL_OFFSET",
+    "WALL",
+    "WINDOW",
+    "WINDOW_VIEW",
+    "WOOD",
+    "Color",
+    "LocalBox",
+    "Material",
+    "Rect",
+    "RoomScene",
+    "RoomsSource",
+    "build_scene",
+    "light_visibility",
+    "render_room",
+    "scene_type_of",
+    "shadow_mask",
 ]  # fmt: skip
 
 VAL_OFFSET = 10_000_000
 TEST_OFFSET = 20_000_000
+REFERENCE_OFFSET = 30_000_000
 
 
 class RoomsSource(Source):
@@ -79,17 +117,21 @@ class RoomsSource(Source):
     class_names = NYU13_CLASSES
     scene_names = SCENE_TYPES
 
-    def __init__(self, resolution: int, seed: int, train: int, val: int, test: int) -> None:
+    def __init__(
+        self, resolution: int, seed: int, train: int, val: int, test: int, reference: int = 0
+    ) -> None:
         check_resolution(resolution)
-        for split, count in (("train", train), ("val", val), ("test", test)):
+        sizes = {"train": train, "val": val, "test": test, "reference": reference}
+        for split, count in sizes.items():
             if count < 0 or count > VAL_OFFSET:
                 raise ValueError(f"{split}: size must be in 0..{VAL_OFFSET}, got {count}")
         self.resolution = int(resolution)
         self.seed = int(seed)
-        self.sizes = {"train": int(train), "val": int(val), "test": int(test)}
+        self.sizes = {split: int(count) for split, count in sizes.items()}
 
     def split_ids(self) -> dict[str, Sequence[str]]:
-        offsets = {"train": 0, "val": VAL_OFFSET, "test": TEST_OFFSET}
+        """Each split its own index range: the reference rooms are never train, val or test rooms."""
+        offsets = {"train": 0, "val": VAL_OFFSET, "test": TEST_OFFSET, "reference": REFERENCE_OFFSET}
         return {split: [str(offsets[split] + i) for i in range(count)] for split, count in self.sizes.items()}
 
     def load(self, item_id: str) -> Sample:

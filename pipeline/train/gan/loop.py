@@ -1,13 +1,15 @@
-"""Conditional SAGAN pre-training: hinge loss, TTUR, D steps per G step, instance noise,
-DiffAugment, an EMA of G, checkpoints with exact resume, sample grids and FID/KID tracking.
+"""Conditional SAGAN pre-training: hinge loss, D steps per G step, instance noise, DiffAugment,
+an EMA of G with standing batch-norm statistics, checkpoints with exact resume, sample grids, and
+KID/FID/scene-probe tracking against a held-out real reference.
 
 It runs on the training engine (:mod:`pipeline.train.engine`), one unit per G step: resume only
 under the same params, data and code, so an edit of this loop's code retrains the GAN.
 
 Outputs under ``gan.out`` (default ``models/gan``): ``last.pt`` (every ``checkpoint_every`` steps
-and at the end), ``best.pt`` (the state with the lowest FID on ``gan.best_by``), and
+and at the end), ``best.pt`` (the state with the lowest ``gan.best_by`` metric), and
 ``samples/step-NNNNNN.png`` (one row per scene type, fixed noise, drawn by the EMA generator).
-``gan.plots``/``history.csv`` holds one row per evaluation (losses, FID and KID per split).
+``gan.plots``/``history.csv`` holds one row per evaluation (losses, KID, FID, scene accuracy),
+``metrics.png`` their curves against kimg with the real-image floor and blur rung.
 """
 
 from __future__ import annotations
@@ -26,13 +28,16 @@ from pipeline.config import GanParams, Params, training_identity
 from pipeline.data.reader import read_summary, shard_resolution
 from pipeline.generators import (
     CHECKPOINT_KIND,
+    allocate_labels,
     fixed_latents,
     generate,
     real_label_counts,
     sagan_config,
+    set_standing_statistics,
 )
 from pipeline.hashing import shard_set_fingerprint
 from pipeline.metrics.fid import make_extractor
+from pipeline.metrics.reference import check_split_size, load_real_reference
 from pipeline.models.sagan import Discriminator, Generator, SaganConfig, build_sagan
 from pipeline.runtime import runtime_session, seed_everything
 from pipeline.train.engine import (
@@ -46,7 +51,7 @@ from pipeline.train.engine import (
 )
 from pipeline.train.gan.adversarial import discriminator_loss, ema_decay_at, generator_loss, update_ema
 from pipeline.train.gan.batches import RealBatches
-from pipeline.train.gan.fid_tracking import FidTracker, plot_fid_curve
+from pipeline.train.gan.evaluation import GanEvaluator, plot_metrics
 from pipeline.viz import save_image, scene_grid
 
 
@@ -62,18 +67,27 @@ class GanModels:
 
 
 def build_models(config: SaganConfig, gan: GanParams, device: torch.device) -> GanModels:
-    """Fresh G, D and EMA copy of G on ``device``, with Adam at the TTUR learning rates."""
+    """Fresh G, D and EMA copy of G on ``device``, with Adam; G's class parameters (embedding and
+    BN maps) at ``class_lr_scale`` times G's rate."""
     generator, discriminator = build_sagan(config)
     generator, discriminator = generator.to(device), discriminator.to(device)
     generator_ema = Generator(config).to(device)
     generator_ema.load_state_dict(generator.state_dict())
     generator_ema.eval().requires_grad_(False)
     betas = (float(gan.betas[0]), float(gan.betas[1]))
+    class_ids = {id(param) for param in generator.class_parameters()}
+    groups = [
+        {"params": [p for p in generator.parameters() if id(p) not in class_ids], "lr": gan.g_lr},
+        {
+            "params": [p for p in generator.parameters() if id(p) in class_ids],
+            "lr": gan.g_lr * gan.class_lr_scale,
+        },
+    ]
     return GanModels(
         generator,
         discriminator,
         generator_ema,
-        torch.optim.Adam(generator.parameters(), lr=gan.g_lr, betas=betas),
+        torch.optim.Adam(groups, lr=gan.g_lr, betas=betas),
         torch.optim.Adam(discriminator.parameters(), lr=gan.d_lr, betas=betas),
     )
 
@@ -130,7 +144,8 @@ def generator_checkpoint(
 
 def train_gan(params: Params, progress: bool = True, max_steps: int | None = None) -> dict[str, Any]:
     """Run the ``train_gan`` stage on the training engine; return its final metrics (steps, time,
-    last and best FID, floor). ``max_steps`` stops early, as a kill at that step would."""
+    final KID/FID/scene accuracy, real references, best step). ``max_steps`` stops early, as a
+    kill at that step would."""
     gan = params.gan
     real = Path(params.shard.out)
     with runtime_session(params.runtime.device, params.runtime.threads) as runtime:
@@ -155,7 +170,7 @@ def train_gan(params: Params, progress: bool = True, max_steps: int | None = Non
 
 class GanLoop:
     """``train_gan`` as an engine loop: a unit is one G step (with its D steps); grids every
-    ``sample_every`` steps, FID/KID rows every ``fid_every`` steps and at the last step."""
+    ``sample_every`` steps, KID/FID/scene-probe rows every ``eval_every`` steps and at the last."""
 
     def __init__(self, params: Params, device: torch.device, progress: bool) -> None:
         gan = self.gan = params.gan
@@ -172,33 +187,59 @@ class GanLoop:
         )
         images = sum(int(summary["splits"].get(split, {}).get("samples", 0)) for split in splits)
         require_batches(images, gan.batch_size, f"the {' + '.join(splits)} split of {real}", "gan.batch_size")
+        extractor = make_extractor(gan.fid_extractor, device)
+        for split, param in (
+            (gan.reference_split, "gan.reference_split"),
+            (gan.floor_split, "gan.floor_split"),
+        ):
+            check_split_size(real, split, gan.eval_images, param)  # before any work
         seed_everything(gan.seed)
         self.models = build_models(self.config, gan, device)
         self.batches = RealBatches(real, splits, gan.batch_size, gan.seed, params.runtime.workers)
         self.step = 0
         self.running: dict[str, float] = {}
         self.seconds = 0.0
-        self.tracker = FidTracker(
+        label_weights = real_label_counts(real, gan.include_weak)
+        reference = load_real_reference(
             real,
-            gan.fid_splits,
-            make_extractor(gan.fid_extractor, device),
-            gan.fid_images,
-            real_label_counts(real, gan.include_weak),
-            self.config.latent_dim,
-            gan.seed,
-            self.scene_names,
+            gan.reference_split,
+            gan.floor_split,
+            gan.eval_images,
+            extractor,
+            params.runtime.cache,
             progress,
         )
-        self.floor = self.tracker.floor()
+        self.evaluator = GanEvaluator(reference, extractor, label_weights, self.config.latent_dim, gan.seed)
         names = self.scene_names
         self.grid_labels = torch.arange(len(names)).repeat_interleave(gan.grid_columns)
         self.grid_latents = fixed_latents(gan.grid_columns, self.config.latent_dim, gan.seed + 2).repeat(
             len(names), 1
         )
-        self.fd_name = self.tracker.extractor.distance_names[0]
-        self.best_key = f"{self.fd_name}_{gan.best_by}"
+        standing = gan.standing_batches * gan.batch_size
+        self.standing_labels = torch.from_numpy(
+            allocate_labels(label_weights, max(standing, 1), gan.seed + 3)
+        )
+        self.standing_latents = fixed_latents(max(standing, 1), self.config.latent_dim, gan.seed + 4)
+        self.standing_step = -1
+        self.best_key = self.evaluator.fd_name if gan.best_by == "fid" else self.evaluator.kd_name
+
+    def _ready_to_sample(self) -> Generator:
+        """The EMA G with standing statistics for its current weights (recomputed once per step)."""
+        ema = self.models.generator_ema
+        if self.gan.standing_batches and self.standing_step != self.step:
+            set_standing_statistics(
+                ema, self.standing_latents, self.standing_labels, self.gan.batch_size, self.device
+            )
+            self.standing_step = self.step
+        return ema
+
+    @property
+    def kimg(self) -> float:
+        """Thousands of real images D has seen (each G step: ``d_steps`` batches)."""
+        return self.step * self.gan.batch_size * self.gan.d_steps / 1000.0
 
     def state_dict(self) -> dict[str, Any]:
+        self._ready_to_sample()
         return {
             **generator_checkpoint(self.models, self.config, self.gan, self.scene_names, self.step),
             "opt_g": self.models.opt_g.state_dict(),
@@ -223,6 +264,7 @@ class GanLoop:
 
     def best_state(self) -> dict[str, Any]:
         """G, D, EMA and step: no wall-clock time, so equal training gives an equal file."""
+        self._ready_to_sample()
         return generator_checkpoint(self.models, self.config, self.gan, self.scene_names, self.step)
 
     def train_unit(self, unit: int) -> UnitResult:
@@ -236,35 +278,42 @@ class GanLoop:
         self.seconds += time.perf_counter() - started
         final = self.step == gan.steps
         if self.step % gan.sample_every == 0 or final:
-            images = generate(self.models.generator_ema, self.grid_latents, self.grid_labels, 64, device)
+            images = generate(self._ready_to_sample(), self.grid_latents, self.grid_labels, 64, device)
             save_image(
                 scene_grid(images, gan.grid_columns, self.scene_names),
                 self.out / "samples" / f"step-{self.step:06d}.png",
             )
-        if not (self.step % gan.fid_every == 0 or final):
+        if not (self.step % gan.eval_every == 0 or final):
             return UnitResult()
         count = max(self.running.pop("count"), 1.0)
-        row: dict[str, Any] = {"step": self.step, "epoch": self.batches.epoch}
+        row: dict[str, Any] = {"step": self.step, "kimg": round(self.kimg, 3), "epoch": self.batches.epoch}
         row.update({key: value / count for key, value in sorted(self.running.items())})
         self.running = {}
-        row.update(self.tracker.evaluate(self.models.generator_ema, 64, device))
+        row.update(self.evaluator.evaluate(self._ready_to_sample(), 64, device))
         row["seconds"] = round(self.seconds, 1)
         return UnitResult(row=row, score=row[self.best_key])
 
     def finish(self, state: EngineState) -> None:
         history = public_history(state)
         if history:
-            plot_fid_curve(history, self.floor, self.fd_name, Path(self.gan.plots) / "fid.png")
+            plot_metrics(history, self.evaluator.rungs, Path(self.gan.plots) / "metrics.png")
 
     def summary(self, state: EngineState) -> dict[str, Any]:
-        """The stage's metrics: steps, time, last and best evaluation, the real-vs-real floor."""
+        """The stage's metrics, flat: the final EMA G's KID, FID and scene accuracy, the real
+        references at the same n (floor, blur rung, probe on real images), and the best row's step."""
         history = public_history(state)
-        best = state.best_row()
+        last = history[-1] if history else {}
+        best = state.best_row() or {}
+        fd_name, kd_name = self.evaluator.fd_name, self.evaluator.kd_name
         return {
             "steps": self.step,
+            "kimg": round(self.kimg, 3),
             "train_seconds": round(self.seconds, 1),
-            "extractor": self.tracker.extractor.name,
-            "last": history[-1] if history else {},
-            "best": best,
-            "floor": self.floor,
+            "extractor": self.evaluator.extractor.name,
+            fd_name: last.get(fd_name),
+            kd_name: last.get(kd_name),
+            "scene_acc": last.get("scene_acc"),
+            **self.evaluator.rungs,
+            "best_step": best.get("step"),
+            f"best_{self.best_key}": best.get(self.best_key),
         }
