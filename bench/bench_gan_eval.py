@@ -2,8 +2,8 @@
 features, then FID (the n x n route), KID and the scene probe against cached reference features.
 
 Builds the default generator (untrained: the cost does not depend on the weights), loads the
-real reference of the shard set (computing it first if the cache has no entry, timed separately)
-and times each part of one evaluation.
+real reference of the shard set from ``--cache`` (computing it first if the cache has no entry:
+then ``reference_computed_seconds`` is that cost) and times each part of one evaluation.
 
     python bench/bench_gan_eval.py --shards data/shards/real
 """
@@ -33,13 +33,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shards", default="data/shards/real")
     parser.add_argument("--images", type=int, default=500)
+    parser.add_argument("--cache", default=None, help="feature cache folder (default: a temporary one)")
     parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
     params = load_params("params.yaml", [f"shard.out={args.shards}"])
     summary = read_summary(args.shards)
     config = sagan_config(params, len(summary["scene_names"]), shard_resolution(summary, args.shards))
     extractor = inception_extractor()
-    with tempfile.TemporaryDirectory() as cache:
+    with tempfile.TemporaryDirectory() as scratch:
+        cache = args.cache or scratch
         load = lambda: load_real_reference(  # noqa: E731
             args.shards, "reference", "train", args.images, extractor, cache
         )

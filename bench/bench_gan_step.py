@@ -30,18 +30,21 @@ from pipeline.train.gan.batches import RealBatches
 from pipeline.train.gan.loop import build_models, train_step
 
 OLD_DEFAULT = [
-    "gan.g_width=32", "gan.g_spectral_norm=true", "gan.conditioning=class_bn", "gan.d_steps=2",
-    "gan.batch_size=16", "gan.diffaugment=[color, translation, cutout]", "gan.instance_noise=0.01",
+    "gan.g_width=32", "gan.d_width=32", "gan.attention_resolution=32", "gan.g_spectral_norm=true",
+    "gan.conditioning=class_bn", "gan.d_steps=2", "gan.batch_size=16",
+    "gan.diffaugment=[color, translation, cutout]", "gan.instance_noise=0.01",
 ]  # fmt: skip
 SETTINGS: dict[str, list[str]] = {
-    "old default (G 32 wide, SN in G, attention 32, 2 D steps, batch 16)": OLD_DEFAULT,
+    "old default (G and D 32 wide, SN in G, attention 32, 2 D steps, batch 16)": OLD_DEFAULT,
     "new default": [],
     "new default + spectral norm in G": ["gan.g_spectral_norm=true"],
-    "new default, attention at 16 px": ["gan.attention_resolution=16"],
+    "new default, attention at 32 px": ["gan.attention_resolution=32"],
     "new default, no attention": ["gan.attention_resolution=0"],
     "new default + 2 D steps": ["gan.d_steps=2"],
     "new default, batch 16": ["gan.batch_size=16"],
     "new default, G 32 wide": ["gan.g_width=32"],
+    "new default, D 32 wide": ["gan.d_width=32"],
+    "new default, class_bn conditioning": ["gan.conditioning=class_bn"],
     "new default + colour DiffAugment": ["gan.diffaugment=[color, translation, cutout]"],
 }
 
@@ -67,8 +70,8 @@ def time_setting(shards: str, overrides: Sequence[str], warmup: int, steps: int)
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shards", default="data/shards/real")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
     results = {name: time_setting(args.shards, ov, args.warmup, args.steps) for name, ov in SETTINGS.items()}

@@ -231,11 +231,13 @@ class GanParams(_Section):
     attention_resolution: int = Field(
         16,
         ge=0,
-        description="self-attention at this feature side in G and D (0 = none); paper: 32 (1.4x the step "
+        description="self-attention at this feature side in G and D (0 = none); paper: 32 (1.7x the step "
         "at 64 px on CPU)",
     )
     g_spectral_norm: bool = Field(
-        False, description="spectral norm on G's layers (SAGAN's; D always has it): 2.0x the G step on CPU"
+        False,
+        description="spectral norm on G's layers (SAGAN's; D always has it); +3 % of the step at the CPU "
+        "default",
     )
     conditioning: Literal["class_bn", "shared"] = Field(
         "shared",

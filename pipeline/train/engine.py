@@ -191,6 +191,9 @@ class TrainingLoop(Protocol):
         """What the run reports (the completion marker holds it once the run has finished)."""
         ...
 
+    # Optional: ``pause_note(unit) -> str | None`` names a long pause of unit ``unit`` (say an
+    # evaluation) that the engine shows on the progress bar before running it.
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -314,8 +317,12 @@ class Engine:
             dynamic_ncols=True,
         )
         try:
+            pause_note = getattr(loop, "pause_note", None)  # optional: why the bar will sit still
             while self.state.units_done < stop:
                 unit = self.state.units_done
+                note = pause_note(unit) if pause_note is not None else None
+                if note:
+                    bar.set_postfix_str(note)  # refreshes the bar before the pause
                 result = loop.train_unit(unit)
                 self.state.units_done = unit + 1
                 self._record(loop, result, final=self.state.units_done == spec.units)

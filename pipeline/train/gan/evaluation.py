@@ -53,19 +53,25 @@ class GanEvaluator:
         return row
 
 
-def plot_metrics(rows: Sequence[Mapping[str, Any]], rungs: Mapping[str, Any], path: Path) -> Path:
-    """PNG of KID, FID and scene accuracy against kimg, each with its real-image reference lines."""
+def plot_metrics(
+    runs: Mapping[str, Sequence[Mapping[str, Any]]], rungs: Mapping[str, Any], path: Path
+) -> Path:
+    """PNG of KID, FID and scene accuracy against kimg for each named run (history rows), each
+    panel with its real-image lines: floor and half-resolution blur, or the probe on real images."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    names = [key for key in rows[0] if key.startswith(("kid", "kd_", "fid", "fd_"))]
+    first = next(iter(runs.values()))[0]
+    names = [key for key in first if key.startswith(("kid", "kd_", "fid", "fd_"))]
     names = [*sorted(names, key=lambda key: not key.startswith(("kid", "kd_"))), "scene_acc"]
     figure, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.4), dpi=100)
-    kimg = [row["kimg"] for row in rows]
     for axis, name in zip(axes, names):
-        axis.plot(kimg, [row[name] for row in rows], marker="o", markersize=3, label="EMA G")
+        for label, rows in runs.items():
+            axis.plot(
+                [r["kimg"] for r in rows], [r[name] for r in rows], marker="o", markersize=3, label=label
+            )
         if name == "scene_acc":
             axis.axhline(rungs["real_scene_acc"], color="grey", linestyle="--", label="real images")
         else:
@@ -73,7 +79,7 @@ def plot_metrics(rows: Sequence[Mapping[str, Any]], rungs: Mapping[str, Any], pa
             axis.axhline(
                 rungs[f"blur_half_{name}"], color="tab:orange", linestyle=":", label="real, half-res blur"
             )
-        axis.set_xlabel("kimg (thousand images shown to D)")
+        axis.set_xlabel("kimg (thousand real images shown to D)")
         axis.set_title(f"{name} (n = {rungs['n_images']})", fontsize=9)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
