@@ -5,7 +5,8 @@ Output folder ``synthesize.out/<name>/``::
     synthetic-000000.tar ...   rgb.png, scene.cls and meta.json per sample (no pixel labels)
     manifest.parquet           one row per sample (split "synthetic")
     summary.json               scene names, counts (same shape as the real set's summary)
-    provenance.json            checkpoint sha256 and step, seed, params, count per scene, version
+    provenance.json            checkpoint sha256 and step, seed, params, count per scene, version, the
+                               generator's training params and evaluation, the real shards' hash
 
 A guided MGM checkpoint (``train_mgm``'s ``generator.pt``) pairs each synthetic label with a seeded
 real training image of that scene and feeds ``guide(z, E(x))`` to G; the pairing and each sample's
@@ -41,7 +42,7 @@ from pipeline.data.sharding import SUMMARY_NAME, _SplitStats, shard_bounds, writ
 from pipeline.errors import OutputExistsError, ParamsError
 from pipeline.generators import allocate_labels, fixed_latents, real_label_counts, sagan_config, to_uint8
 from pipeline.guidance import keys_sha256, load_synthesis_generator
-from pipeline.hashing import file_sha256
+from pipeline.hashing import file_sha256, shard_set_fingerprint
 from pipeline.runtime import select_device
 
 SPLIT = "synthetic"
@@ -219,7 +220,12 @@ def synthesize(params: Params, *, force: bool = False, progress: bool = True) ->
         "count_per_scene": {name: int(n) for name, n in zip(scene_names, per_scene)},
         "scene_names": scene_names,
         "params": {"synthesize": settings, "sagan": config.as_dict(), "data": params_to_dict(params)["data"]},
-        "real_shards": str(real),
+        "real_shards": {"path": str(real), "content_sha256": shard_set_fingerprint(real)},
+        # what the generator is: its training params and, for a train_gan best.pt, how it scored
+        "generator": {
+            "train": (checkpoint.get("config") or {}).get("train"),
+            "evaluation": checkpoint.get("evaluation"),
+        },
     }
     if guide is not None:
         provenance["guide"] = guide

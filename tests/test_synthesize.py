@@ -14,7 +14,7 @@ from pipeline.data.manifest import read_manifest
 from pipeline.data.reader import ShardDataset
 from pipeline.data.sharding import shard_dataset
 from pipeline.errors import OutputExistsError, ParamsError
-from pipeline.hashing import file_sha256
+from pipeline.hashing import file_sha256, shard_set_fingerprint
 from pipeline.synthesis import synthesize
 from pipeline.train.gan.loop import train_gan
 from stages.cli import main as mgm_main
@@ -47,6 +47,12 @@ def test_same_checkpoint_seed_and_params_give_identical_bytes(root):
     assert first["checkpoint"]["sha256"] == file_sha256(root / "gan" / "best.pt")
     assert first["checkpoint"]["step"] == 1 and first["count"] == 10 and first["seed"] == 0
     assert sum(first["count_per_scene"].values()) == 10
+    # traceable from the dataset alone: the real shards by content, the generator's params and scores
+    assert first["real_shards"]["content_sha256"] == shard_set_fingerprint(root / "real")
+    assert first["generator"]["train"]["conditioning"] == "shared"
+    evaluation = first["generator"]["evaluation"]
+    assert evaluation["step"] == 1 and evaluation["n_images"] == 4
+    assert {"fd_tiny", "kd_tiny", "scene_acc", "floor_fd_tiny", "real_scene_acc"} <= set(evaluation)
     other_seed = gan_params(root, "synthesize.count=10", "synthesize.seed=1", "synthesize.name=seed1")
     synthesize(other_seed, progress=False)
     assert file_hashes(root / "synthetic" / "seed1")["synthetic-000000.tar"] != hashes["synthetic-000000.tar"]

@@ -126,12 +126,18 @@ def train_step(
 
 
 def generator_checkpoint(
-    models: GanModels, config: SaganConfig, gan: GanParams, scene_names: Sequence[str], step: int
+    models: GanModels,
+    config: SaganConfig,
+    gan: GanParams,
+    scene_names: Sequence[str],
+    step: int,
+    evaluation: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``train_gan`` checkpoint entries that ``synthesize`` and ``train_mgm`` read (weights-only):
-    kind, architecture and training params, scene names, G, D, G's EMA and the step. No optimiser
+    kind, architecture and training params, scene names, G, D, G's EMA, the step and, when the EMA
+    G was evaluated at this step, its KID/FID/scene accuracy with the real references. No optimiser
     state: ``best.pt`` is for using the GAN; ``last.pt`` adds what resuming needs."""
-    return {
+    state = {
         "kind": CHECKPOINT_KIND,
         "config": {"sagan": config.as_dict(), "train": training_identity(gan)},
         "scene_names": list(scene_names),
@@ -140,6 +146,9 @@ def generator_checkpoint(
         "generator_ema": models.generator_ema.state_dict(),
         "step": step,
     }
+    if evaluation is not None:
+        state["evaluation"] = dict(evaluation)
+    return state
 
 
 def train_gan(params: Params, progress: bool = True, max_steps: int | None = None) -> dict[str, Any]:
@@ -221,6 +230,7 @@ class GanLoop:
         )
         self.standing_latents = fixed_latents(max(standing, 1), self.config.latent_dim, gan.seed + 4)
         self.standing_step = -1
+        self.evaluated: dict[str, Any] | None = None  # the last evaluation row
         self.best_key = self.evaluator.fd_name if gan.best_by == "fid" else self.evaluator.kd_name
 
     def _ready_to_sample(self) -> Generator:
@@ -263,9 +273,21 @@ class GanLoop:
         self.batches.seek(state["epoch"], state["batch_in_epoch"])
 
     def best_state(self) -> dict[str, Any]:
-        """G, D, EMA and step: no wall-clock time, so equal training gives an equal file."""
+        """G, D, EMA, step and the evaluation that made it best: no wall-clock time, so equal
+        training gives an equal file."""
         self._ready_to_sample()
-        return generator_checkpoint(self.models, self.config, self.gan, self.scene_names, self.step)
+        evaluation = None
+        if self.evaluated is not None and self.evaluated["step"] == self.step:
+            metrics = (self.evaluator.fd_name, self.evaluator.kd_name, "scene_acc")
+            evaluation = {
+                "step": self.step,
+                "kimg": round(self.kimg, 3),
+                **{name: self.evaluated[name] for name in metrics},
+                **self.evaluator.rungs,
+            }
+        return generator_checkpoint(
+            self.models, self.config, self.gan, self.scene_names, self.step, evaluation
+        )
 
     def pause_note(self, unit: int) -> str | None:
         """Shown on the bar before a step that ends with an evaluation (~50 s on 2 cores at n=500)."""
@@ -298,6 +320,7 @@ class GanLoop:
         self.running = {}
         row.update(self.evaluator.evaluate(self._ready_to_sample(), 64, device))
         row["seconds"] = round(self.seconds, 1)
+        self.evaluated = row
         return UnitResult(row=row, score=row[self.best_key])
 
     def finish(self, state: EngineState) -> None:
