@@ -23,6 +23,8 @@ def test_repro_is_reproducible_and_tracks_params(repo):
     names = sorted(p.name for p in shards.iterdir())
     assert names == [
         "manifest.parquet",
+        "reference-000000.tar",  # held-out rooms for the GAN's metrics only
+        "reference-000001.tar",
         "summary.json",
         "test-000000.tar",
         "test-000001.tar",
