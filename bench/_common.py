@@ -40,6 +40,22 @@ def rooms_shard_params(out: str | Path, resolution: int, train: int, *extra: str
     return load_params(None, [*settings, "data.rooms.val=1", "data.rooms.test=1", *extra])
 
 
+def gan_on_shards(shards: str | Path, overrides: list[str]) -> tuple[Params, Any, Any]:
+    """(params, fresh G/D models on the CPU seeded 0, a real-batch iterator over ``train``) for
+    ``train_gan``'s own step: params.yaml plus ``overrides``, at the shards' resolution."""
+    from pipeline.data.reader import read_summary, shard_resolution
+    from pipeline.generators import sagan_config
+    from pipeline.train.gan.batches import RealBatches
+    from pipeline.train.gan.loop import build_models
+
+    params = load_params("params.yaml", [f"shard.out={shards}", *overrides])
+    torch.manual_seed(0)
+    summary = read_summary(shards)
+    config = sagan_config(params, len(summary["scene_names"]), shard_resolution(summary, shards))
+    models = build_models(config, params.gan, torch.device("cpu"))
+    return params, models, RealBatches(shards, ["train"], params.gan.batch_size, 0, 0)
+
+
 def timed(function: Callable[[], Any]) -> tuple[float, Any]:
     """(seconds, result) of one call."""
     start = time.perf_counter()

@@ -22,12 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import report
-from pipeline.config import load_params
-from pipeline.data.reader import read_summary, shard_resolution
-from pipeline.generators import sagan_config
-from pipeline.train.gan.batches import RealBatches
-from pipeline.train.gan.loop import build_models, train_step
+from bench._common import gan_on_shards, report
+from pipeline.train.gan.loop import train_step
 
 OLD_DEFAULT = [
     "gan.g_width=32", "gan.d_width=32", "gan.attention_resolution=32", "gan.g_spectral_norm=true",
@@ -50,13 +46,8 @@ SETTINGS: dict[str, list[str]] = {
 
 
 def time_setting(shards: str, overrides: Sequence[str], warmup: int, steps: int) -> dict[str, float]:
-    params = load_params("params.yaml", [f"shard.out={shards}", *overrides])
+    params, models, batches = gan_on_shards(shards, list(overrides))
     gan = params.gan
-    torch.manual_seed(0)
-    summary = read_summary(shards)
-    config = sagan_config(params, len(summary["scene_names"]), shard_resolution(summary, shards))
-    models = build_models(config, gan, torch.device("cpu"))
-    batches = RealBatches(shards, ["train"], gan.batch_size, 0, 0)
     seconds = []
     for step in range(warmup + steps):
         start = time.perf_counter()

@@ -16,16 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import report
-from pipeline.config import load_params
-from pipeline.data.reader import read_summary, shard_resolution
-from pipeline.generators import sagan_config
-from pipeline.train.gan.batches import RealBatches
-from pipeline.train.gan.loop import build_models, train_step
+from bench._common import gan_on_shards, report
+from pipeline.train.gan.loop import train_step
 
 SETTINGS: dict[str, list[str]] = {
     "betas (0, 0.999), G 1e-4, D 4e-4": ["gan.betas=[0.0, 0.999]"],
@@ -39,13 +34,8 @@ SETTINGS: dict[str, list[str]] = {
 
 def run_setting(shards: str, overrides: Sequence[str], steps: int, block: int) -> list[dict[str, float]]:
     """D loss and scores, averaged per block of steps, for one setting."""
-    fixed = [f"shard.out={shards}", "gan.d_steps=1", "gan.diffaugment=[]", "gan.instance_noise=0"]
-    params = load_params("params.yaml", [*fixed, *overrides])
-    torch.manual_seed(0)
-    summary = read_summary(shards)
-    config = sagan_config(params, len(summary["scene_names"]), shard_resolution(summary, shards))
-    models = build_models(config, params.gan, torch.device("cpu"))
-    batches = RealBatches(shards, ["train"], params.gan.batch_size, 0, 0)
+    fixed = ["gan.d_steps=1", "gan.diffaugment=[]", "gan.instance_noise=0"]
+    params, models, batches = gan_on_shards(shards, [*fixed, *overrides])
     rows = [train_step(models, batches, params.gan, step, "cpu") for step in range(steps)]
     table = np.array([[row["d_loss"], row["d_real"], row["d_fake"]] for row in rows])
     return [

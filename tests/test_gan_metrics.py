@@ -83,7 +83,7 @@ def test_real_reference_is_cached_by_content_and_gives_ordered_rungs(rooms, tmp_
         moved.rename(rooms / "real")
     assert np.array_equal(again.reference, first.reference) and np.array_equal(again.floor, first.floor)
     assert len(list((tmp_path / "features").glob("*.npz"))) == 1 and entry.exists()
-    rungs = first.rungs(6)
+    rungs = first.rungs(first.probe(6))
     assert rungs["n_images"] == 40 and rungs["blur_half_fd_tiny"] > rungs["floor_fd_tiny"]
     assert 0.0 <= rungs["real_scene_acc"] <= 1.0
 

@@ -64,8 +64,9 @@ class RealReference:
         """The scene probe, fitted on the floor images."""
         return CentroidProbe.fit(self.floor, self.floor_scenes, num_classes)
 
-    def rungs(self, num_classes: int) -> dict[str, Any]:
-        """Floor and blur rung (real vs the reference) and the probe's accuracy on real images."""
+    def rungs(self, probe: CentroidProbe) -> dict[str, Any]:
+        """Floor and blur rung (real vs the reference) and ``probe``'s accuracy (:meth:`probe`) on
+        the reference images."""
         fd_name, kd_name = metric_names(self.extractor)
         floor = distances(self.floor, self.reference, self.extractor)
         blur = distances(self.blur_half, self.reference, self.extractor)
@@ -75,7 +76,7 @@ class RealReference:
             f"floor_{kd_name}": floor[kd_name],
             f"blur_half_{fd_name}": blur[fd_name],
             f"blur_half_{kd_name}": blur[kd_name],
-            "real_scene_acc": self.probe(num_classes).accuracy(self.reference, self.reference_scenes),
+            "real_scene_acc": probe.accuracy(self.reference, self.reference_scenes),
         }
 
 

@@ -10,8 +10,9 @@
   projection term ``<embed(label), features>`` (Miyato & Koyama, 2018).
 * Self-attention (Zhang et al., 2019) in both, at a chosen feature resolution.
 * Spectral norm (``torch.nn.utils.parametrizations.spectral_norm``) on every conv, linear and
-  embedding of D, and (``g_spectral_norm``) on every conv and linear of G. On a CPU budget G goes
-  without it: it costs a power iteration per layer per step and slows G's learning.
+  embedding of D, and (``g_spectral_norm``) on every conv and linear of G. The CPU default goes
+  without it in G, as the cheap recipe that learned did (its step cost is only +3 %:
+  ``bench/bench_gan_step.py``).
 
 Widths: G's feature maps from 4 px up have ``g_width`` times the last ``blocks + 1`` entries of
 ``(8, 8, 8, 4, 2, 1)`` channels (64 px: 8, 8, 4, 2, 1); D mirrors them with ``d_width`` (64 px:

@@ -40,7 +40,7 @@ class GanEvaluator:
         self.extractor = extractor
         self.fd_name, self.kd_name = extractor.distance_names
         self.probe = real.probe(num_classes)
-        self.rungs = real.rungs(num_classes)
+        self.rungs = real.rungs(self.probe)
         self.labels = torch.from_numpy(allocate_labels(label_weights, count, seed))
         self.latents = fixed_latents(count, latent_dim, seed + 1)
 

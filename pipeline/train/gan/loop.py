@@ -37,7 +37,7 @@ from pipeline.generators import (
 )
 from pipeline.hashing import shard_set_fingerprint
 from pipeline.metrics.fid import make_extractor
-from pipeline.metrics.reference import check_split_size, load_real_reference
+from pipeline.metrics.reference import load_real_reference
 from pipeline.models.sagan import Discriminator, Generator, SaganConfig, build_sagan
 from pipeline.runtime import runtime_session, seed_everything
 from pipeline.train.engine import (
@@ -197,11 +197,6 @@ class GanLoop:
         images = sum(int(summary["splits"].get(split, {}).get("samples", 0)) for split in splits)
         require_batches(images, gan.batch_size, f"the {' + '.join(splits)} split of {real}", "gan.batch_size")
         extractor = make_extractor(gan.fid_extractor, device)
-        for split, param in (
-            (gan.reference_split, "gan.reference_split"),
-            (gan.floor_split, "gan.floor_split"),
-        ):
-            check_split_size(real, split, gan.eval_images, param)  # before any work
         seed_everything(gan.seed)
         self.models = build_models(self.config, gan, device)
         self.batches = RealBatches(real, splits, gan.batch_size, gan.seed, params.runtime.workers)
@@ -209,7 +204,7 @@ class GanLoop:
         self.running: dict[str, float] = {}
         self.seconds = 0.0
         label_weights = real_label_counts(real, gan.include_weak)
-        reference = load_real_reference(
+        reference = load_real_reference(  # checks the split sizes first: still before any file changes
             real,
             gan.reference_split,
             gan.floor_split,
