@@ -27,6 +27,9 @@ def build_parser(prog: str = "mgm") -> argparse.ArgumentParser:
         "--set values are written into params.yaml first (comments kept), so dvc.lock records them. "
         "Runs against the server in PREFECT_API_URL, else in-process.",
     )
+    run.add_argument(
+        "stages", nargs="*", metavar="STAGE", help="run only these stages and their upstream (default: all)"
+    )
     run.add_argument("--force", action="store_true", help="rerun stages that are up to date")
     sweep = flows.add_parser(
         "sweep",
@@ -43,6 +46,11 @@ def build_parser(prog: str = "mgm") -> argparse.ArgumentParser:
     )
     for sub in (run, sweep):
         sub.add_argument("--repo", default=".", metavar="DIR", help="root of the DVC project (default: .)")
+        sub.add_argument(
+            "--profile",
+            metavar="NAME",
+            help="apply params profile profiles/NAME.yaml first (e.g. quickstart; --set values win)",
+        )
         sub.add_argument(
             "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=SET_HELP
         )
@@ -82,6 +90,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "mgm") -> int:
             from flows.ui import serve
 
             return serve(args.repo, args.host, args.port)
+        if args.profile:
+            from pipeline.profiles import as_overrides, read_profile
+
+            args.overrides = [*as_overrides(read_profile(args.repo, args.profile)), *args.overrides]
         if args.flow == "run":
             return _run_pipeline(args)
         return _run_sweep(args)
@@ -112,10 +124,14 @@ def _run_pipeline(args: argparse.Namespace) -> int:
     from flows.params_file import load_flow_params
 
     load_flow_params(args.repo, args.overrides)  # bad params: an error before a flow run exists
+    if args.stages:
+        from flows.dvc_stages import discover_stages, select_stages
+
+        select_stages(discover_stages(args.repo), args.stages)  # an unknown name: before a flow run exists
     _check_api()
     from flows.pipeline_flow import pipeline_flow
 
-    runs = pipeline_flow(str(Path(args.repo).resolve()), list(args.overrides), args.force)
+    runs = pipeline_flow(str(Path(args.repo).resolve()), list(args.overrides), args.force, args.stages)
     for run in runs:
         print(f"{run['stage']:<24} {run['status']:<10} {run['seconds']:8.1f} s  attempts {run['attempts']}")
     return 0

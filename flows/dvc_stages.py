@@ -107,6 +107,27 @@ def stable_topological_order(names: Sequence[str], upstream: dict[str, Sequence[
     return done
 
 
+def select_stages(stages: Sequence[Stage], names: Sequence[str]) -> list[Stage]:
+    """The stages ``names`` and everything upstream of them, in ``stages``' order (as ``dvc repro
+    NAME`` would consider them; DVC still skips what is up to date). ``[]`` selects all."""
+    if not names:
+        return list(stages)
+    by_name = {stage.name: stage for stage in stages}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise DvcError(
+            f"no stage named {', '.join(map(repr, unknown))} in dvc.yaml (stages: {', '.join(by_name)})"
+        )
+    wanted: set[str] = set()
+    pending = list(names)
+    while pending:
+        name = pending.pop()
+        if name not in wanted:
+            wanted.add(name)
+            pending += [up for up in by_name[name].upstream if up in by_name]
+    return [stage for stage in stages if stage.name in wanted]
+
+
 def discover_stages(repo: str | Path) -> list[Stage]:
     """Every pipeline stage of the DVC project at ``repo``, upstream first, else in ``dvc.yaml`` order."""
     from dvc.exceptions import DvcException

@@ -24,7 +24,14 @@ from prefect.runtime import task_run as current_task_run
 from prefect.utilities.annotations import quote
 
 from flows.artifacts import publish_run_summary, publish_stage_artifacts
-from flows.dvc_stages import Stage, StageFailed, default_remote, discover_stages, run_stage
+from flows.dvc_stages import (
+    Stage,
+    StageFailed,
+    default_remote,
+    discover_stages,
+    run_stage,
+    select_stages,
+)
 from flows.params_file import load_flow_params, params_path, write_overrides
 from pipeline.atomic import write_bytes_atomic
 from pipeline.config import FlowParams
@@ -59,9 +66,10 @@ def run_dvc_stage(repo: str, stage: Stage, settings: FlowParams, force: bool = F
 
 @flow(name="mgm-pipeline")
 def pipeline_flow(
-    repo: str = ".", overrides: Sequence[str] = (), force: bool = False
+    repo: str = ".", overrides: Sequence[str] = (), force: bool = False, stages: Sequence[str] = ()
 ) -> list[dict[str, Any]]:
-    """Run every DVC stage of the project at ``repo``; ``overrides`` (``key=value``) go to params.yaml."""
+    """Run the DVC stages of the project at ``repo`` (``stages`` and their upstream; none = all);
+    ``overrides`` (``key=value``) go to params.yaml."""
     logger = get_run_logger()
     root = Path(repo).resolve()
     settings = load_flow_params(root, overrides)  # every known section validated before any stage runs
@@ -70,7 +78,7 @@ def pipeline_flow(
     if changed:
         logger.info("params.yaml: set %s", ", ".join(changed))
     try:
-        return _run_stages(root, settings, force, logger)
+        return _run_stages(root, settings, force, logger, stages)
     except BaseException:
         if changed:  # a failed run leaves params.yaml as the user had it, so the next repro is theirs
             write_bytes_atomic(params_path(root), original)
@@ -83,10 +91,15 @@ def pipeline_flow(
 
 
 def _run_stages(
-    root: Path, settings: FlowParams, force: bool, logger: logging.Logger | logging.LoggerAdapter
+    root: Path,
+    settings: FlowParams,
+    force: bool,
+    logger: logging.Logger | logging.LoggerAdapter,
+    names: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """Run the discovered stages in order, each as a task waiting on its DVC upstream."""
-    stages = discover_stages(root)
+    """Run the discovered stages (``names`` and their upstream) in order, each as a task waiting on
+    its DVC upstream."""
+    stages = select_stages(discover_stages(root), names)
     logger.info("stages in order: %s", ", ".join(stage.name for stage in stages))
     runs: list[dict[str, Any]] = []
     finished: dict[str, State] = {}

@@ -207,7 +207,10 @@ class EvaluateParams(_Section):
 
     batch_size: int = Field(32, ge=1, description="test images per forward pass")
     grid_samples: int = Field(4, ge=1, description="fixed test samples shown in each grid")
-    out: str = Field("reports", description="grid_<variant>.png and evaluation.md")
+    out: str = Field(
+        "reports",
+        description="evaluation.md, grids/grid_<variant>.png, metrics/<variant>.json (every test metric)",
+    )
     checkpoints: dict[str, str] = Field(
         {"mgm-joint": "models/mgm/best.pt"},
         description="more multi-task models to evaluate: name -> checkpoint in train_mt's format (e.g. "
@@ -317,7 +320,8 @@ class GanParams(_Section):
     resume: bool = _free(True, "continue from <out>/last.pt (same params, data and code), else start afresh")
     out: str = _free("models/gan", "last.pt, best.pt, samples/step-NNNNNN.png")
     plots: str = _free(
-        "plots/train_gan", "history.csv (losses, KID, FID, scene accuracy per evaluation) and metrics.png"
+        "plots/train_gan",
+        "history.csv (losses, KID, FID, scene accuracy and the real rungs per evaluation) and metrics.png",
     )
 
     @model_validator(mode="after")

@@ -180,18 +180,36 @@ def primary_metrics(results: Mapping[str, Mapping[str, float]], tasks: Sequence[
     return values, lower
 
 
-def with_delta_m(
-    results: Mapping[str, dict[str, Any]], tasks: Sequence[str], reference: str = "st"
-) -> dict[str, dict[str, Any]]:
-    """Add ``delta_m`` (against ``reference``) to every variant's results when the reference exists."""
+DELTA_REFERENCES = {"delta_m": "st", "delta_m_mt": "mt"}
+"""Result key -> the variant its Δm is measured against (when that variant was evaluated)."""
+
+
+def with_delta_m(results: Mapping[str, dict[str, Any]], tasks: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Add Δm against ST (``delta_m``) and against MT (``delta_m_mt``) to every variant's results,
+    each when its reference variant is among them."""
     out = {name: dict(value) for name, value in results.items()}
-    if reference not in results:
-        return out
-    ref_values, lower = primary_metrics(results[reference], tasks)
-    for _name, value in out.items():
-        values, _ = primary_metrics(value, tasks)
-        value["delta_m"] = delta_m(values, ref_values, lower)
+    for key, reference in DELTA_REFERENCES.items():
+        if reference not in results:
+            continue
+        ref_values, lower = primary_metrics(results[reference], tasks)
+        for value in out.values():
+            values, _ = primary_metrics(value, tasks)
+            value[key] = delta_m(values, ref_values, lower)
     return out
+
+
+def headline_metrics(value: Mapping[str, Any], tasks: Sequence[str]) -> dict[str, float]:
+    """The flat summary ``dvc metrics show`` prints for a variant: each task's primary test metric
+    (``seg_miou``, ``depth_mae``, ...) and Δm in % against ST (``dm_st``) and MT (``dm_mt``), so that
+    every variant's file has the same few columns (the detail is in ``<evaluate.out>/metrics/``)."""
+    flat: dict[str, float] = {}
+    for task in tasks:
+        metric = TASKS[task].primary_metric
+        flat[f"{task}_{metric}"] = float(f"{value[task][metric]:.4g}")
+    for key, name in (("delta_m", "dm_st"), ("delta_m_mt", "dm_mt")):
+        if key in value:
+            flat[name] = round(100 * value[key], 2)
+    return flat
 
 
 _REPORT_COLUMNS = {
@@ -226,21 +244,22 @@ def markdown_report(results: Mapping[str, Mapping[str, Any]], tasks: Sequence[st
             cells = [_fmt(value[task].get(metric)) for metric, _ in columns]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
-    if any("delta_m" in value for value in results.values()):
+    present = [key for key in DELTA_REFERENCES if any(key in value for value in results.values())]
+    if present:
         metrics = ", ".join(f"{task} {TASKS[task].primary_metric}" for task in tasks)
+        titles = " | ".join(f"Δm vs {DELTA_REFERENCES[key].upper()} (%)" for key in present)
         lines += [
-            "## Multi-task performance Δm against single-task (ST)",
+            "## Multi-task performance Δm",
             "",
-            f"Δm = (1/T) Σ_t (-1)^l_t (M_t - M_ST,t) / M_ST,t over {metrics}; positive = better than ST.",
+            f"Δm = (1/T) Σ_t (-1)^l_t (M_t - M_ref,t) / M_ref,t over {metrics}, against the single-task "
+            "networks (ST) and the plain multi-task network (MT); positive = better than the reference.",
             "",
-            "| variant | Δm (%) |",
-            "|---|---|",
+            f"| variant | {titles} |",
+            "|---" * (len(present) + 1) + "|",
         ]
-        lines += [
-            f"| {name} | {100 * value['delta_m']:+.2f} |"
-            for name, value in results.items()
-            if "delta_m" in value
-        ]
+        for name, value in results.items():
+            cells = " | ".join(f"{100 * value[key]:+.2f}" if key in value else "–" for key in present)
+            lines.append(f"| {name} | {cells} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -252,8 +271,9 @@ def _fmt(value: Any) -> str:
 def evaluate(params: Params, *, progress: bool = True, metrics_dir: str | Path = "metrics") -> dict[str, Any]:
     """Evaluate the trivial reference, every ``train_mt.variants`` and ``evaluate.checkpoints`` on test.
 
-    Writes ``<metrics_dir>/<variant>.json`` (and ``trivial.json``), ``<evaluate.out>/grid_<variant>.png``
-    and ``<evaluate.out>/evaluation.md``; returns all results.
+    Writes the flat headline ``<metrics_dir>/<variant>.json`` (and ``trivial.json``) for ``dvc
+    metrics show``; under ``evaluate.out``: every metric in ``metrics/<variant>.json``, the grids
+    ``grids/grid_<variant>.png`` and ``evaluation.md``. Returns all results.
     """
     from pipeline.runtime import select_device
 
@@ -282,9 +302,10 @@ def evaluate(params: Params, *, progress: bool = True, metrics_dir: str | Path =
         )  # fmt: skip
         if name != "trivial":
             grid = prediction_grid(predictor.cpu(), samples, tasks, num_classes)
-            save_image(grid, Path(cfg.out) / f"grid_{name}.png")
+            save_image(grid, Path(cfg.out) / "grids" / f"grid_{name}.png")
     results = with_delta_m(results, tasks)
     for name, value in results.items():
-        write_metrics_json(value, Path(metrics_dir) / f"{name}.json")
+        write_metrics_json(headline_metrics(value, tasks), Path(metrics_dir) / f"{name}.json")
+        write_metrics_json(value, Path(cfg.out) / "metrics" / f"{name}.json")
     write_bytes_atomic(Path(cfg.out) / "evaluation.md", markdown_report(results, tasks, params).encode())
     return results

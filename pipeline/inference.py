@@ -12,10 +12,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from pipeline.data.reader import ShardDataset, collate
 from pipeline.metrics.dense import LossMeter
+from pipeline.progress import progress_bar
 from pipeline.tasks.registry import TASKS
 
 Predictor = Callable[[Tensor], Mapping[str, Tensor]]
@@ -56,7 +56,10 @@ def evaluate_outputs(
     meters = {task: TASKS[task].meter(num_classes) for task in tasks}
     losses = {task: LossMeter() for task in tasks}
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
-    for batch in tqdm(loader, desc=desc, unit="batch", leave=False, disable=not progress):
+    bar = progress_bar(
+        loader, desc=desc, unit="batch", leave=False, disable=not progress, total=_batches(loader)
+    )
+    for batch in bar:
         batch = to_device(batch, device, channels_last)
         with autocast:
             outputs = predictor(batch["rgb"])
@@ -84,3 +87,11 @@ def fixed_samples(folder: str | Path, split: str, count: int) -> dict[str, Any]:
         if len(items) == count:
             break
     return collate(items)
+
+
+def _batches(loader: Any) -> int | None:
+    """Batches ``loader`` yields, from its dataset's manifest counts when it has them (a bar's total;
+    the last batch may be partial), else ``None``."""
+    dataset, batch_size = getattr(loader, "dataset", None), getattr(loader, "batch_size", None)
+    samples = dataset.samples_per_epoch() if hasattr(dataset, "samples_per_epoch") else None
+    return None if samples is None or not batch_size else -(-samples // batch_size)

@@ -116,3 +116,22 @@ def params_markdown() -> str:
 def undocumented_keys() -> list[str]:
     """Dotted keys whose field has no description (the reference would show an empty cell)."""
     return [key for key, model, name, _ in _fields(Params(), "") if not _description(model, name)]
+
+
+def params_help(sections: tuple[str, ...]) -> str:
+    """The keys of ``sections`` with their defaults and descriptions, for a stage's ``--help``."""
+    params = Params()
+    dumped = params.model_dump(mode="json")
+    lines = [
+        f"params it reads (defaults; change with --set KEY=VALUE or in params.yaml): {', '.join(sections)}"
+    ]
+    for section_name in sections:
+        for key, model, name, value in _fields(getattr(params, section_name), f"{section_name}."):
+            if isinstance(value, BaseModel):
+                continue
+            node: Any = dumped
+            for part in key.split("."):
+                node = node[part]
+            lines.append(f"  {key} = {_flow(node)}")
+            lines.append(f"      {_description(model, name)}")
+    return "\n".join(lines)

@@ -41,6 +41,7 @@ from pipeline.data.schema import Sample, validate_sample
 from pipeline.data.sharding import SUMMARY_NAME, _SplitStats, shard_bounds, write_split
 from pipeline.errors import OutputExistsError, ParamsError
 from pipeline.generators import allocate_labels, fixed_latents, real_label_counts, sagan_config, to_uint8
+from pipeline.git_state import git_state
 from pipeline.guidance import keys_sha256, load_synthesis_generator
 from pipeline.hashing import file_sha256, shard_set_fingerprint
 from pipeline.runtime import select_device
@@ -221,6 +222,7 @@ def synthesize(params: Params, *, force: bool = False, progress: bool = True) ->
         "scene_names": scene_names,
         "params": {"synthesize": settings, "sagan": config.as_dict(), "data": params_to_dict(params)["data"]},
         "real_shards": {"path": str(real), "content_sha256": shard_set_fingerprint(real)},
+        "git": git_state(),  # the code that wrote this set (None outside a git work tree)
         # what the generator is: its training params and, for a train_gan best.pt, how it scored
         "generator": {
             "train": (checkpoint.get("config") or {}).get("train"),

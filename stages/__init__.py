@@ -13,6 +13,7 @@ COMMANDS: dict[str, str] = {
 
 TOOL_COMMANDS: dict[str, str] = {
     "params": "Write docs/params.md and params.yaml's comments from the params' descriptions (--check).",
+    "profile": "Write a named params profile (profiles/NAME.yaml, e.g. quickstart) into params.yaml.",
     "deps": "Set each DVC stage's code deps in dvc.yaml to the files its entry point imports (--check).",
 }
 """Sub-commands of ``mgm`` that maintain the project rather than run a stage (module ``stages.<name>``)."""

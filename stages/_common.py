@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -31,17 +32,50 @@ def add_params_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser(prog: str, description: str, add_arguments: Callable[[argparse.ArgumentParser], None]):
-    """A parser with the shared arguments plus the stage's own."""
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+def build_parser(
+    prog: str,
+    description: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    sections: tuple[str, ...] = (),
+):
+    """A parser with the shared arguments plus the stage's own; ``--help`` ends with the params of
+    ``sections`` (defaults and descriptions), so a stage documents what it reads."""
+    from pipeline.params_reference import params_help
+
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=params_help(sections) if sections else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_params_arguments(parser)
     add_arguments(parser)
     return parser
 
 
-def run_stage(parser: argparse.ArgumentParser, runner: StageRunner, argv: Sequence[str] | None) -> int:
-    """Parse ``argv``, validate params before any work, run; report pipeline errors in one line."""
+def run_stage(
+    parser: argparse.ArgumentParser,
+    runner: StageRunner,
+    argv: Sequence[str] | None,
+    *,
+    distributed: bool = False,
+) -> int:
+    """Parse ``argv``, validate params before any work, run; report pipeline errors in one line.
+
+    A stage without DDP (``distributed=False``) refuses to start under ``torchrun`` with more than
+    one process: each rank would run the whole stage, racing on the same output files."""
     args = parser.parse_args(argv)
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world > 1 and not distributed:
+        # every rank says it: torchrun stops the others as soon as the first one exits
+        rank = os.environ.get("RANK", "0")
+        print(
+            f"{parser.prog}: error (rank {rank}): started as {world} processes (torchrun, WORLD_SIZE="
+            f"{world}), but this stage does not train with DDP: every process would run all of it on the "
+            "same files. Run it as one process; under torchrun only train_mt trains data-parallel.",
+            file=sys.stderr,
+        )
+        return 2
     if argv is None:  # a process of its own (python -m stages.X, mgm X): it ends with its parent
         stop_with_parent()
     try:

@@ -15,12 +15,14 @@ DESCRIPTION = COMMANDS["evaluate"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--metrics-dir", default="metrics", metavar="DIR", help="where <variant>.json go")
+    parser.add_argument(
+        "--metrics-dir", default="metrics", metavar="DIR", help="where the headline <variant>.json go"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(params: Params, args: argparse.Namespace) -> None:
-    from pipeline.evaluation import evaluate
+    from pipeline.evaluation import DELTA_REFERENCES, evaluate
     from pipeline.tasks.registry import TASKS
 
     results = evaluate(params, progress=not args.quiet, metrics_dir=args.metrics_dir)
@@ -29,13 +31,20 @@ def run(params: Params, args: argparse.Namespace) -> None:
             f"{task} {TASKS[task].primary_metric} {value[task][TASKS[task].primary_metric]:.4g}"
             for task in params.model.tasks
         ]
-        delta = f", Δm {100 * value['delta_m']:+.2f}%" if "delta_m" in value else ""
-        print(f"{name}: " + ", ".join(parts) + delta)
-    print(f"wrote {Path(params.evaluate.out) / 'evaluation.md'}")
+        for key, reference in DELTA_REFERENCES.items():
+            if key in value and name != reference:
+                parts.append(f"Δm vs {reference} {100 * value[key]:+.2f}%")
+        print(f"{name}: " + ", ".join(parts))
+    print(
+        f"report: {Path(params.evaluate.out) / 'evaluation.md'} (grids in grids/); "
+        "`dvc metrics show` prints the table"
+    )
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m stages.evaluate") -> int:
-    return run_stage(build_parser(prog, DESCRIPTION, add_arguments), run, argv)
+    return run_stage(
+        build_parser(prog, DESCRIPTION, add_arguments, ("evaluate", "model", "loss", "runtime")), run, argv
+    )
 
 
 if __name__ == "__main__":

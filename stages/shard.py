@@ -21,7 +21,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--force", action="store_true", help="replace an output folder this stage did not write"
     )
     parser.add_argument(
-        "--metrics", default="metrics/shard.json", metavar="FILE", help="summary for `dvc metrics show`"
+        "--metrics",
+        default="metrics/detail/shard.json",
+        metavar="FILE",
+        help="samples, scenes and pixel frequencies per split (also in <shard.out>/summary.json)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -34,7 +37,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m stages.shard") -> int:
-    return run_stage(build_parser(prog, DESCRIPTION, add_arguments), run, argv)
+    return run_stage(build_parser(prog, DESCRIPTION, add_arguments, ("data", "shard")), run, argv)
 
 
 if __name__ == "__main__":

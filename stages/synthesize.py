@@ -26,9 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--metrics",
-        default="metrics/synthesize_{name}.json",
+        default="metrics/detail/synthesize_{name}.json",
         metavar="FILE",
-        help="counts and FID for `dvc metrics` ({name} is synthesize.name)",
+        help="counts, FID/KID against synthesize.fid_split overall and per scene ({name} is "
+        "synthesize.name); left out of `dvc metrics show`, whose generator headline is train_gan's",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

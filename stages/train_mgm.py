@@ -16,7 +16,10 @@ DESCRIPTION = COMMANDS["train_mgm"]
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--metrics", default="metrics/train_mgm.json", metavar="FILE", help="final summary for `dvc metrics`"
+        "--metrics",
+        default="metrics/detail/train_mgm.json",
+        metavar="FILE",
+        help="final summary: best epoch, val metrics, step losses (the test headline is evaluate's)",
     )
     parser.add_argument(
         "--max-epochs", type=int, metavar="N", help="stop after N completed epochs (resume later)"
@@ -40,7 +43,9 @@ def run(params: Params, args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m stages.train_mgm") -> int:
-    return run_stage(build_parser(prog, DESCRIPTION, add_arguments), run, argv)
+    return run_stage(
+        build_parser(prog, DESCRIPTION, add_arguments, ("mgm", "model", "loss", "ssl", "runtime")), run, argv
+    )
 
 
 if __name__ == "__main__":

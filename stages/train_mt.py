@@ -25,8 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="train this variant only (default: every train_mt.variants)",
     )
     parser.add_argument(
-        "--metrics", default="metrics/train_mt_{variant}.json", metavar="FILE",
-        help="final summary for `dvc metrics show` ({variant} is replaced)",
+        "--metrics", default="metrics/detail/train_mt_{variant}.json", metavar="FILE",
+        help="final summary: best epoch, val metrics, train losses ({variant} is replaced); "
+        "the test headline `dvc metrics show` prints is evaluate's",
     )  # fmt: skip
     parser.add_argument(
         "--max-epochs", type=int, metavar="N", help="stop after N completed epochs (resume later)"
@@ -59,7 +60,14 @@ def run(params: Params, args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m stages.train_mt") -> int:
-    return run_stage(build_parser(prog, DESCRIPTION, add_arguments), run, argv)
+    return run_stage(
+        build_parser(
+            prog, DESCRIPTION, add_arguments, ("train_mt", "model", "loss", "ssl", "mix", "runtime")
+        ),
+        run,
+        argv,
+        distributed=True,
+    )
 
 
 if __name__ == "__main__":

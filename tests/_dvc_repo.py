@@ -14,7 +14,9 @@ import yaml
 from tests._tiny import PIPELINE
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PROJECT_PATHS = ("pipeline", "stages", "flows", "data/sources", "dvc.yaml", "params.yaml", ".gitignore")
+PROJECT_PATHS = (
+    "pipeline", "stages", "flows", "profiles", "data/sources", "dvc.yaml", "params.yaml", ".gitignore",
+)  # fmt: skip
 TINY_PARAMS = {
     key: PIPELINE[key]
     for key in (

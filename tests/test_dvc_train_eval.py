@@ -9,7 +9,13 @@ import pytest
 from tests._dvc_repo import dvc, make_project_repo, run
 from tests._tiny import PIPELINE
 
-TINY_TRAINING = {**PIPELINE, "runtime.threads": 1}
+TINY_TRAINING = {
+    **PIPELINE,
+    "runtime.threads": 1,
+    "gan.fid_extractor": "inception",
+    "synthesize.fid_extractor": "inception",
+}
+"""Inception (4-8 images per side): the plots and the metrics table name its columns (``kid``, ``fid``)."""
 
 
 def _stages_run(stdout: str) -> list[str]:
@@ -35,17 +41,33 @@ def test_repro_trains_every_variant_and_evaluates(tmp_path):
     assert (repo / "models" / "mgm" / "generator.pt").is_file()
     assert (repo / "data" / "shards" / "synthetic" / "mgm" / "provenance.json").is_file()
     for name in ("mt", "mgm", "mgm-joint"):
-        assert (repo / "reports" / f"grid_{name}.png").is_file()
+        assert (repo / "reports" / "grids" / f"grid_{name}.png").is_file()
     assert (repo / "reports" / "evaluation.md").is_file()
 
+    # dvc metrics show: the flat headline of each variant and of the generators, a table a terminal holds
     metrics = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
-    shown = json.dumps(metrics)
-    for name in ("mt", "st", "trivial", "mgm", "mgm-joint", "train_mt_mt", "train_mt_mgm", "train_mgm"):
-        assert f"metrics/{name}.json" in shown
-    assert '"delta_m"' in shown and '"best_epoch"' in shown
+    shown = metrics[""]["data"]
+    assert sorted(shown) == sorted(
+        f"metrics/{name}.json" for name in ("train_gan", "trivial", "st", "mt", "mgm", "mgm-joint")
+    )
+    heads = {"seg_miou", "depth_mae", "normal_mean_angle", "dm_st", "dm_mt"}
+    for name in ("st", "mt", "mgm", "mgm-joint"):
+        assert set(shown[f"metrics/{name}.json"]["data"]) == heads
+    assert shown["metrics/mt.json"]["data"]["dm_mt"] == 0.0
+    assert {"fid", "kid", "scene_acc", "floor_kid", "blur_half_fid", "real_scene_acc"} <= set(
+        shown["metrics/train_gan.json"]["data"]
+    )
+    table = dvc(repo, "metrics", "show").stdout.splitlines()
+    assert max(len(line) for line in table) <= 210, table[0]  # "about 200": 14 columns, 205 measured
+    assert (repo / "metrics" / "detail" / "train_mt_mt.json").is_file()  # the detail stays, unshown
 
-    plots = dvc(repo, "plots", "show", "--json").stdout
-    assert "plots/train_mt/mt/mt.csv" in plots and "val_score" in plots
+    # dvc plots show: every plot resolves (x and y are columns of the CSVs), images included
+    plots = json.loads(dvc(repo, "plots", "show", "--json").stdout)
+    assert plots.get("errors", []) == []
+    drawn = set(plots["data"])
+    assert {"gan_kid", "gan_fid", "gan_scene", "val_seg_miou", "mgm_losses"} <= drawn
+    assert "plots/train_mt/mt/mt.csv" in drawn and "reports/grids/grid_mt.png" in drawn
+    assert any(name.startswith("models/gan/samples/") for name in drawn)
 
     assert _stages_run(dvc(repo, "repro").stdout) == []
 

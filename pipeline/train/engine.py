@@ -37,13 +37,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch.distributed as dist
-from tqdm import tqdm
 
 from pipeline.atomic import ensure_writable, write_json_atomic
 from pipeline.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from pipeline.code_closure import code_fingerprint
 from pipeline.errors import PipelineError
 from pipeline.locks import output_lock
+from pipeline.progress import progress_bar
 from pipeline.runtime import Runtime
 from pipeline.train.history import write_history_csv
 
@@ -308,7 +308,7 @@ class Engine:
         if saved is not None:
             set_rng_state(saved["rng"])  # last: nothing set up before shifts the restored streams
         stop = spec.units if max_units is None else min(spec.units, max_units)
-        bar = tqdm(
+        bar = progress_bar(
             total=spec.units,
             initial=min(self.state.units_done, spec.units),
             desc=spec.name,

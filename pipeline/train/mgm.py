@@ -34,7 +34,6 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from pipeline.checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
 from pipeline.config import Params, params_to_dict, training_identity
@@ -43,6 +42,7 @@ from pipeline.errors import ParamsError
 from pipeline.generators import fixed_latents, generate
 from pipeline.hashing import file_sha256, shard_set_fingerprint
 from pipeline.inference import evaluate_outputs, fixed_samples, to_device
+from pipeline.progress import progress_bar
 from pipeline.runtime import runtime_session
 from pipeline.train.builders import selection_score
 from pipeline.train.engine import (
@@ -252,7 +252,7 @@ class MgmLoop:
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         totals: dict[str, float] = {}
         count = 0
-        bar = tqdm(
+        bar = progress_bar(
             self.loader, desc=f"train_mgm epoch {epoch + 1}", unit="batch", leave=False,
             disable=not self.progress, total=epoch_batches(self.train_set, self.params.mgm.batch_size),
         )  # fmt: skip

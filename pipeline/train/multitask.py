@@ -40,7 +40,6 @@ from torch import Tensor, nn
 from torch.distributed.algorithms.join import Join
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from pipeline.atomic import write_bytes_atomic
 from pipeline.checkpoint import CheckpointError, load_state_strict
@@ -51,6 +50,7 @@ from pipeline.hashing import file_sha256, shard_set_fingerprint
 from pipeline.inference import evaluate_outputs, to_device
 from pipeline.metrics.dense import LossMeter
 from pipeline.models.multitask import MultiTaskNet
+from pipeline.progress import progress_bar
 from pipeline.runtime import Runtime, runtime_session, seed_everything
 from pipeline.tasks.losses import MultiTaskLoss
 from pipeline.train.builders import (
@@ -334,7 +334,7 @@ class MultiTaskLoop:
         trainable, runtime = self.trainable, self.runtime
         trainable.train()
         meters = {name: LossMeter() for name in self.loss_names}
-        bar = tqdm(
+        bar = progress_bar(
             self.train_loader, desc=f"{self.run.variant}/{self.run.name} epoch {epoch + 1}", unit="batch",
             leave=False, disable=not (self.progress and runtime.is_main),
             total=epoch_batches(self.train_set, self.params.train_mt.batch_size, runtime.world_size),

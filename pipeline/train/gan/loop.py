@@ -314,6 +314,8 @@ class GanLoop:
         row.update({key: value / count for key, value in sorted(self.running.items())})
         self.running = {}
         row.update(self.evaluator.evaluate(self._ready_to_sample(), 64, device))
+        # the real rungs on every row, so that one plot of history.csv draws a metric beside its floor
+        row.update({key: value for key, value in self.evaluator.rungs.items() if key != "n_images"})
         row["seconds"] = round(self.seconds, 1)
         self.evaluated = row
         return UnitResult(row=row, score=row[self.best_key])

@@ -1,0 +1,85 @@
+"""Params profiles: `mgm profile NAME` writes a profile's keys into params.yaml and nothing else;
+`mgm profile default` gives back the defaults byte for byte; bad profiles fail naming file and key."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import load_params
+from pipeline.errors import ParamsError
+from pipeline.profiles import available_profiles, read_profile
+from stages.cli import main as mgm
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def project(tmp_path):
+    shutil.copy(REPO_ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(REPO_ROOT / "profiles", tmp_path / "profiles")
+    return tmp_path
+
+
+def test_every_shipped_profile_is_valid():
+    assert {"quickstart", "paper-gpu"} <= set(available_profiles(REPO_ROOT))
+    for name in available_profiles(REPO_ROOT):
+        assert read_profile(REPO_ROOT, name)  # known keys, valid values on top of the defaults
+
+
+def test_apply_then_default_round_trips_params_yaml(project, capsys):
+    original = (project / "params.yaml").read_text()
+    assert mgm(["profile", "quickstart", "--root", str(project)]) == 0
+    applied = (project / "params.yaml").read_text()
+    params = load_params(project / "params.yaml")
+    assert params.data.resolution == 32 and params.gan.steps == 300 and params.data.rooms.train == 192
+    assert params.gan.g_width == load_params(None).gan.g_width  # keys the profile leaves alone stay
+    assert "# square side in pixels" in applied  # comments kept
+    assert applied.count("\n") == original.count("\n")
+    assert "data.resolution" in capsys.readouterr().out
+    assert mgm(["profile", "default", "--root", str(project)]) == 0
+    assert (project / "params.yaml").read_text() == original
+
+
+def test_a_dry_run_writes_nothing(project, capsys):
+    original = (project / "params.yaml").read_bytes()
+    assert mgm(["profile", "paper-gpu", "--dry-run", "--root", str(project)]) == 0
+    assert (project / "params.yaml").read_bytes() == original
+    assert "would change" in capsys.readouterr().out
+
+
+def test_listing_names_each_profile_with_its_description(project, capsys):
+    assert mgm(["profile", "--root", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert "quickstart" in out and "toy size" in out and "default" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("gan:\n  stepz: 3\n", r"broken\.yaml: gan\.stepz: unknown key"),
+        ("gan: 3\n", r"broken\.yaml: gan: is a section"),
+        ("gan:\n  steps: -1\n", r"broken\.yaml: invalid params:\n  gan\.steps"),
+    ],
+)
+def test_a_bad_profile_is_refused_naming_file_and_key(project, capsys, text, message):
+    (project / "profiles" / "broken.yaml").write_text(text)
+    with pytest.raises(ParamsError, match=message):
+        read_profile(project, "broken")
+    original = (project / "params.yaml").read_bytes()
+    assert mgm(["profile", "broken", "--root", str(project)]) == 2
+    assert "broken.yaml" in capsys.readouterr().err
+    assert (project / "params.yaml").read_bytes() == original
+
+
+def test_an_unknown_profile_lists_the_known_ones(project, capsys):
+    assert mgm(["profile", "nope", "--root", str(project)]) == 2
+    assert "profiles: default, paper-gpu, quickstart" in capsys.readouterr().err
+
+
+def test_mapping_valued_params_stay_one_value(project):
+    (project / "profiles" / "weights.yaml").write_text(yaml.safe_dump({"loss": {"weights": {"seg": 2.0}}}))
+    assert read_profile(project, "weights") == {"loss.weights": {"seg": 2.0}}
