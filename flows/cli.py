@@ -19,7 +19,7 @@ def build_parser(prog: str = "mgm") -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="{flow,ui}")
 
     flow = commands.add_parser("flow", help="run the pipeline or a ratio sweep as a Prefect flow")
-    flows = flow.add_subparsers(dest="flow", required=True, metavar="{run,sweep}")
+    flows = flow.add_subparsers(dest="flow", required=True, metavar="{run,sweep,serve,deploy}")
     run = flows.add_parser(
         "run",
         help="every DVC stage of dvc.yaml, one Prefect task each",
@@ -43,6 +43,35 @@ def build_parser(prog: str = "mgm") -> argparse.ArgumentParser:
         default=None,
         metavar="R,R,...",
         help="comma-separated ratios, e.g. 0,0.5,1 (default: flow.sweep_ratios in params.yaml)",
+    )
+    serve = flows.add_parser(
+        "serve",
+        help="serve the pipeline and the sweep as deployments (start runs from the UI)",
+        description="Register deployments mgm-pipeline/pipeline and mgm-ratio-sweep/sweep for this project "
+        "on the server in PREFECT_API_URL and run their flow runs until Ctrl-C. Start a run from the UI, "
+        "with `prefect deployment run mgm-pipeline/pipeline`, or through the API.",
+    )
+    serve.add_argument("--repo", default=".", metavar="DIR", help="root of the DVC project (default: .)")
+    serve.add_argument(
+        "--suffix", default="", help="appended to the deployment names (several projects on one server)"
+    )
+    serve.add_argument(
+        "--limit", type=int, default=1, help="flow runs at once (default 1: DVC locks the workspace)"
+    )
+    deploy = flows.add_parser(
+        "deploy",
+        help="register the pipeline and the sweep on a work pool (workers run them)",
+        description="Register deployments mgm-pipeline/pipeline and mgm-ratio-sweep/sweep of this project on "
+        "work pool --pool of the server in PREFECT_API_URL; `prefect worker start --pool <pool>` runs them "
+        "(docs/flows.md: process pools here, Docker or Kubernetes pools elsewhere).",
+    )
+    deploy.add_argument("--pool", required=True, help="work pool name (create it: prefect work-pool create)")
+    deploy.add_argument("--repo", default=".", metavar="DIR", help="root of the DVC project (default: .)")
+    deploy.add_argument("--suffix", default="", help="appended to the deployment names")
+    deploy.add_argument(
+        "--source",
+        default=None,
+        help="where workers get the flow code (default: this checkout; or a git URL)",
     )
     for sub in (run, sweep):
         sub.add_argument("--repo", default=".", metavar="DIR", help="root of the DVC project (default: .)")
@@ -90,6 +119,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "mgm") -> int:
             from flows.ui import serve
 
             return serve(args.repo, args.host, args.port)
+        if args.flow in ("serve", "deploy"):
+            return _serve(args)
         if args.profile:
             from pipeline.profiles import as_overrides, read_profile
 
@@ -118,6 +149,30 @@ def _check_api() -> None:
             f"PREFECT_API_URL={url} does not answer: start the server (`mgm ui`) or unset PREFECT_API_URL "
             "to run in-process"
         )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from flows.params_file import load_flow_params
+
+    load_flow_params(args.repo)  # bad params: an error before anything is registered
+    if not os.environ.get("PREFECT_API_URL"):
+        from flows.ui import ServerError
+
+        raise ServerError(
+            "PREFECT_API_URL is not set: deployments need a running server. Start one with `mgm ui` "
+            f"(it prints the line to export), then run `mgm flow {args.flow}` again"
+        )
+    _check_api()
+    from flows.serve import deploy_to_pool, serve_project
+
+    if args.flow == "deploy":
+        names = deploy_to_pool(args.repo, args.pool, args.suffix, args.source)
+        print(f"registered {', '.join(names)} on work pool {args.pool!r}; run them with a worker:")
+        print(f"  prefect worker start --pool {args.pool}")
+        return 0
+    print(f"serving mgm-pipeline/pipeline{args.suffix} and mgm-ratio-sweep/sweep{args.suffix} (Ctrl-C stops)")
+    serve_project(args.repo, args.suffix, args.limit)
+    return 0
 
 
 def _run_pipeline(args: argparse.Namespace) -> int:

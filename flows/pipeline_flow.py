@@ -3,8 +3,9 @@
 Each task runs ``dvc repro --single-item <stage>``, so DVC decides what is up to date and versions
 every output in ``dvc.lock``; a failed stage leaves its ``dvc.lock`` entry as it was. The stage's
 output goes line by line to the task's log; retries and their delay come from the ``flow`` params.
-Artifacts: ``metrics-<stage>`` and ``grids-<stage>`` after each stage, then ``stage-durations``
-and ``dvc-outputs``.
+Artifacts: ``metrics-<stage>`` and ``grids-<stage>`` after each stage that ran or was restored
+(an up-to-date stage's outputs are those of its last run, whose artifacts stand), then
+``stage-durations`` and ``dvc-outputs``.
 """
 
 from __future__ import annotations
@@ -55,9 +56,11 @@ def run_dvc_stage(repo: str, stage: Stage, settings: FlowParams, force: bool = F
     except StageFailed as err:
         logger.error("%s", err)
         raise
-    keys = publish_stage_artifacts(
-        Path(repo), stage, settings.grid_images, settings.grid_max_side, settings.artifact_max_kb
-    )
+    keys: list[str] = []
+    if result.status != "up to date":  # else the artifacts of the run that made these outputs stand
+        keys = publish_stage_artifacts(
+            Path(repo), stage, settings.grid_images, settings.grid_max_side, settings.artifact_max_kb
+        )
     logger.info(
         "stage %s: %s in %.1f s; artifacts %s", stage.name, result.status, result.seconds, keys or "none"
     )

@@ -19,7 +19,7 @@ TOOL_COMMANDS: dict[str, str] = {
 """Sub-commands of ``mgm`` that maintain the project rather than run a stage (module ``stages.<name>``)."""
 
 FLOW_COMMANDS: dict[str, str] = {
-    "flow": "Prefect flows over the DVC stages: `mgm flow run`, `mgm flow sweep --ratios 0,0.5,1`.",
+    "flow": "Prefect flows over the DVC stages: `mgm flow run [STAGE...]`, `flow sweep`, `flow serve`.",
     "ui": "Start a local Prefect server and UI on 127.0.0.1 (`--port`, Ctrl-C stops it).",
 }
 """Sub-commands of ``mgm`` that are not DVC stages (module ``flows.cli``, imported only when they run)."""

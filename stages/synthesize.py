@@ -58,7 +58,7 @@ def run(params: Params, args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m stages.synthesize") -> int:
-    return run_stage(build_parser(prog, DESCRIPTION, add_arguments), run, argv)
+    return run_stage(build_parser(prog, DESCRIPTION, add_arguments, ("synthesize", "runtime")), run, argv)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,18 @@ def test_every_stage_help_lists_the_params_arguments(name, capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--params FILE" in out and "--set KEY=VALUE" in out
+    assert "params it reads" in out  # then every key of its sections with default and description
+
+
+def test_a_stage_help_gives_each_param_its_default_and_description(capsys):
+    from pipeline.config import GanParams
+
+    with pytest.raises(SystemExit):
+        importlib.import_module("stages.train_gan").main(["--help"])
+    out = capsys.readouterr().out
+    assert "  gan.steps = 1250\n" in out and "  runtime.device = auto\n" in out
+    assert GanParams.model_fields["steps"].description.split(";")[0] in out
+    assert "mgm.epochs" not in out  # only the sections the stage reads
 
 
 def test_python_module_entry_point_runs():

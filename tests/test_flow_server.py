@@ -112,6 +112,123 @@ def test_flow_runs_against_the_server_and_shows_in_its_api(server, tmp_path):
         assert "report stage says hello" in "\n".join(log["message"] for log in logs)
 
 
+def test_serve_registers_both_deployments_and_runs_one_started_through_the_api(server, tmp_path):
+    repo = report_repo(tmp_path / "project")
+    env = {**project_env(), "PREFECT_API_URL": server["url"], "PREFECT_HOME": str(tmp_path / "client-home")}
+    out = tmp_path / "serve.out"
+    with out.open("w") as handle:
+        serving = subprocess.Popen(
+            [*MGM, "flow", "serve", "--repo", str(repo)],
+            cwd=tmp_path,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        with httpx.Client(base_url=server["url"], timeout=30) as api:
+            deadline = time.monotonic() + 180
+            while True:
+                deployments = {d["name"]: d for d in api.post("/deployments/filter", json={}).json()}
+                if {"pipeline", "sweep"} <= set(deployments):
+                    break
+                assert serving.poll() is None and time.monotonic() < deadline, _read(out)
+                time.sleep(1)
+            pipeline, sweep = deployments["pipeline"], deployments["sweep"]
+            assert pipeline["parameters"]["repo"] == str(repo.resolve())
+            assert sweep["parameters"]["ratios"] == [0.0, 0.25, 0.5, 1.0, 1.25]  # flow.sweep_ratios
+            flow_run = api.post(f"/deployments/{pipeline['id']}/create_flow_run", json={}).json()
+            deadline = time.monotonic() + 240
+            while True:
+                state = api.get(f"/flow_runs/{flow_run['id']}").json()["state"]["type"]
+                if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                    break
+                assert serving.poll() is None and time.monotonic() < deadline, _read(out)
+                time.sleep(1)
+            assert state == "COMPLETED", _read(out)
+        assert (repo / "dvc.lock").is_file() and (repo / "report" / "grid.png").is_file()  # the stage ran
+        listed = subprocess.run(
+            [str(Path(sys.executable).parent / "prefect"), "deployment", "ls"],
+            env={**env, "COLUMNS": "200"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert "mgm-pipeline/pipeline" in listed.stdout and "mgm-ratio-sweep/sweep" in listed.stdout
+    finally:
+        if serving.poll() is None:
+            serving.send_signal(signal.SIGINT)
+            try:
+                serving.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(serving.pid, signal.SIGKILL)
+                serving.wait(timeout=10)
+
+
+def _wait_for_run(api: httpx.Client, flow_run_id: str, alive: subprocess.Popen, out: Path) -> str:
+    deadline = time.monotonic() + 300
+    while True:
+        state = api.get(f"/flow_runs/{flow_run_id}").json()["state"]["type"]
+        if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return state
+        assert alive.poll() is None and time.monotonic() < deadline, _read(out)
+        time.sleep(1)
+
+
+def test_a_process_work_pool_worker_runs_the_deployed_pipeline(server, tmp_path):
+    repo = report_repo(tmp_path / "project")
+    env = {
+        **project_env(), "PREFECT_API_URL": server["url"], "PREFECT_HOME": str(tmp_path / "client-home"),
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+    }  # fmt: skip
+    prefect = str(Path(sys.executable).parent / "prefect")
+    created = subprocess.run(
+        [prefect, "work-pool", "create", "mgm-local", "--type", "process"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stdout + created.stderr
+    deployed = subprocess.run(
+        [*MGM, "flow", "deploy", "--pool", "mgm-local", "--repo", str(repo), "--suffix=-pool"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    assert "mgm-pipeline/pipeline-pool" in deployed.stdout and "prefect worker start" in deployed.stdout
+    out = tmp_path / "worker.out"
+    with out.open("w") as handle:
+        worker = subprocess.Popen(
+            [prefect, "worker", "start", "--pool", "mgm-local", "--type", "process"],
+            cwd=tmp_path, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        with httpx.Client(base_url=server["url"], timeout=30) as api:
+            deployments = {d["name"]: d for d in api.post("/deployments/filter", json={}).json()}
+            pipeline = deployments["pipeline-pool"]
+            assert pipeline["work_pool_name"] == "mgm-local" and "sweep-pool" in deployments
+            flow_run = api.post(f"/deployments/{pipeline['id']}/create_flow_run", json={}).json()
+            assert _wait_for_run(api, flow_run["id"], worker, out) == "COMPLETED", _read(out)
+        assert (repo / "dvc.lock").is_file()
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGINT)
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(timeout=10)
+
+
+def test_serve_without_a_server_says_how_to_start_one(tmp_path, monkeypatch, capsys):
+    repo = report_repo(tmp_path / "project")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    assert flow_cli(["flow", "serve", "--repo", str(repo)]) == 2
+    err = capsys.readouterr().err
+    assert "PREFECT_API_URL is not set" in err and "Start one with `mgm ui`" in err
+    url = f"http://127.0.0.1:{free_port()}/api"
+    monkeypatch.setenv("PREFECT_API_URL", url)
+    assert flow_cli(["flow", "serve", "--repo", str(repo)]) == 2
+    assert f"PREFECT_API_URL={url} does not answer" in capsys.readouterr().err
+
+
 def test_ui_stops_cleanly_on_ctrl_c(server):
     # runs after the flow test (module order): stop the UI the way a user does, by its PID
     out, ui, pid = server["out"], server["ui"], server["pid"]

@@ -148,6 +148,8 @@ def test_pipeline_flow_runs_every_stage_in_dvc_yaml_order(harness, project):
     again = pipeline_flow(str(project), return_state=True)
     assert again.is_completed()
     assert [run["status"] for run in again.result()] == ["up to date"] * len(listed)
+    rerun_artifacts = set(_artifacts(again.state_details.flow_run_id))
+    assert rerun_artifacts == {"stage-durations", "dvc-outputs"}  # no stage's grids uploaded again
 
 
 def test_sweep_over_the_real_pipeline(harness, project):
