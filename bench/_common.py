@@ -77,3 +77,28 @@ def report(name: str, results: dict[str, Any], out: str | None = None) -> None:
     print(json.dumps(headline, separators=(", ", ": ")))
     if out:
         Path(out).write_text(text + "\n")
+
+
+def time_joint_iterations(
+    models: Any, optimizers: Any, batch: dict, params: Params, resolution: int, warmup: int, iterations: int
+) -> tuple[dict[str, list[float]], list[float]]:
+    """(seconds per step name, seconds per whole iteration) of ``iterations`` joint MGM iterations on
+    one fixed batch, after ``warmup`` untimed ones (bench_mgm_iteration and gpu_check)."""
+    from pipeline.train.mgm_steps import StepSettings, active_steps, joint_iteration
+    from pipeline.train.ssl import BatchAugment
+
+    settings, augment, steps = (
+        StepSettings.from_params(params),
+        BatchAugment(resolution),
+        active_steps(params),
+    )
+    per_step: dict[str, list[float]] = {step: [] for step in steps}
+    totals: list[float] = []
+    for iteration in range(warmup + iterations):
+        timings: dict[str, float] = {}
+        joint_iteration(models, optimizers, batch, settings, augment, steps, iteration, None, timings)
+        if iteration >= warmup:
+            for step, seconds in timings.items():
+                per_step[step].append(seconds)
+            totals.append(sum(timings.values()))
+    return per_step, totals

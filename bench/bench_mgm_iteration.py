@@ -19,15 +19,13 @@ from pathlib import Path
 
 import torch
 
-from bench._common import report, rooms_shard_params
+from bench._common import report, rooms_shard_params, time_joint_iterations
 from pipeline.config import load_params
 from pipeline.data.reader import ShardDataset, collate, read_summary
 from pipeline.data.sharding import shard_dataset
 from pipeline.inference import to_device
 from pipeline.train.gan.loop import train_gan
 from pipeline.train.mgm_models import build_joint_models, build_optimizers
-from pipeline.train.mgm_steps import StepSettings, active_steps, joint_iteration
-from pipeline.train.ssl import BatchAugment
 
 
 def main() -> None:
@@ -71,18 +69,9 @@ def main() -> None:
         )
         optimizers = build_optimizers(params, models)
         batch = to_device(collate(list(ShardDataset(root / "real", "train"))[: args.batch]), device)
-    settings = StepSettings.from_params(params)
-    augment = BatchAugment(args.resolution)
-    steps = active_steps(params)
-    per_step: dict[str, list[float]] = {step: [] for step in steps}
-    totals: list[float] = []
-    for iteration in range(args.warmup + args.iterations):
-        timings: dict[str, float] = {}
-        joint_iteration(models, optimizers, batch, settings, augment, steps, iteration, None, timings)
-        if iteration >= args.warmup:
-            for step, seconds in timings.items():
-                per_step[step].append(seconds)
-            totals.append(sum(timings.values()))
+    per_step, totals = time_joint_iterations(
+        models, optimizers, batch, params, args.resolution, args.warmup, args.iterations
+    )
     medians = {step: statistics.median(values) * 1000 for step, values in per_step.items()}
     total = statistics.median(totals) * 1000
     report(

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import report
+from bench._common import report, time_joint_iterations
 from pipeline.config import Params, load_params
 from pipeline.data.reader import ShardDataset, collate, read_summary
 from pipeline.data.sharding import shard_dataset
@@ -58,7 +58,7 @@ class Profile:
         self.cpu = cpu
         self.device = torch.device("cpu" if cpu else "cuda")
         self.resolution = 32 if cpu else 128
-        self.images = 16 if cpu else 512
+        self.images = 16 if cpu else 2048  # 64 batches: the loader's prefetch queue is a small part
         self.batch = 4 if cpu else 32
         self.steps = 2 if cpu else 30
         self.warmup = 1 if cpu else 5
@@ -173,8 +173,6 @@ def mgm_check(params: Params, shards: Path, root: Path, profile: Profile) -> dic
     """One joint MGM iteration split by step (bench/bench_mgm_iteration.py's measurement)."""
     from pipeline.train.gan.loop import train_gan
     from pipeline.train.mgm_models import build_joint_models, build_optimizers
-    from pipeline.train.mgm_steps import StepSettings, active_steps, joint_iteration
-    from pipeline.train.ssl import BatchAugment
 
     gan_params = load_params(None, [
         f"shard.out={shards}", *profile.overrides, *profile.gan, "gan.steps=1", "gan.fid_extractor=tiny",
@@ -189,19 +187,10 @@ def mgm_check(params: Params, shards: Path, root: Path, profile: Profile) -> dic
     )
     optimizers = build_optimizers(gan_params, models)
     batch = to_device(collate(list(ShardDataset(shards, "train"))[: profile.batch]), profile.device)
-    settings, augment, steps = (
-        StepSettings.from_params(gan_params),
-        BatchAugment(profile.resolution),
-        active_steps(gan_params),
-    )
-    per_step: dict[str, list[float]] = {step: [] for step in steps}
     reset_peak(profile.device)
-    for iteration in range(profile.warmup + profile.steps):
-        timings: dict[str, float] = {}
-        joint_iteration(models, optimizers, batch, settings, augment, steps, iteration, None, timings)
-        if iteration >= profile.warmup:
-            for step, value in timings.items():
-                per_step[step].append(value)
+    per_step, _ = time_joint_iterations(
+        models, optimizers, batch, gan_params, profile.resolution, profile.warmup, profile.steps
+    )
     medians = {step: statistics.median(values) * 1000 for step, values in per_step.items()}
     total = sum(medians.values())
     return {

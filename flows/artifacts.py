@@ -189,6 +189,21 @@ def publish_stage_artifacts(
     return made
 
 
+def published_keys(keys: Sequence[str]) -> set[str]:
+    """Those of ``keys`` the server already holds an artifact for (any run)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=list(keys))))
+    return {artifact.key for artifact in found}
+
+
+def stage_artifact_keys(stage: Stage) -> list[str]:
+    """The artifact keys :func:`publish_stage_artifacts` may make for ``stage``."""
+    return [artifact_key("metrics", stage.name), artifact_key("grids", stage.name)]
+
+
 def publish_run_summary(
     repo: Path, stages: Sequence[Stage], runs: Sequence[Mapping[str, Any]], remote: tuple[str, str] | None
 ) -> list[str]:

@@ -113,6 +113,8 @@ def select_stages(stages: Sequence[Stage], names: Sequence[str]) -> list[Stage]:
     if not names:
         return list(stages)
     by_name = {stage.name: stage for stage in stages}
+    # a foreach group's name stands for all its items, as in `dvc repro train_mt`
+    names = [item for name in names for item in ([name] if name in by_name else _group(by_name, name))]
     unknown = [name for name in names if name not in by_name]
     if unknown:
         raise DvcError(
@@ -126,6 +128,11 @@ def select_stages(stages: Sequence[Stage], names: Sequence[str]) -> list[Stage]:
             wanted.add(name)
             pending += [up for up in by_name[name].upstream if up in by_name]
     return [stage for stage in stages if stage.name in wanted]
+
+
+def _group(by_name: dict[str, Stage], name: str) -> list[str]:
+    """The items ``name@...`` of foreach group ``name`` ([name] when there are none: reported unknown)."""
+    return [item for item in by_name if item.startswith(f"{name}@")] or [name]
 
 
 def discover_stages(repo: str | Path) -> list[Stage]:

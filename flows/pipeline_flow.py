@@ -4,8 +4,8 @@ Each task runs ``dvc repro --single-item <stage>``, so DVC decides what is up to
 every output in ``dvc.lock``; a failed stage leaves its ``dvc.lock`` entry as it was. The stage's
 output goes line by line to the task's log; retries and their delay come from the ``flow`` params.
 Artifacts: ``metrics-<stage>`` and ``grids-<stage>`` after each stage that ran or was restored
-(an up-to-date stage's outputs are those of its last run, whose artifacts stand), then
-``stage-durations`` and ``dvc-outputs``.
+(an up-to-date stage's outputs are those of its last run: its artifacts are published only when
+the server has none yet), then ``stage-durations`` and ``dvc-outputs``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,12 @@ from prefect.client.schemas.objects import State
 from prefect.runtime import task_run as current_task_run
 from prefect.utilities.annotations import quote
 
-from flows.artifacts import publish_run_summary, publish_stage_artifacts
+from flows.artifacts import (
+    publish_run_summary,
+    publish_stage_artifacts,
+    published_keys,
+    stage_artifact_keys,
+)
 from flows.dvc_stages import (
     Stage,
     StageFailed,
@@ -57,7 +62,9 @@ def run_dvc_stage(repo: str, stage: Stage, settings: FlowParams, force: bool = F
         logger.error("%s", err)
         raise
     keys: list[str] = []
-    if result.status != "up to date":  # else the artifacts of the run that made these outputs stand
+    # an up-to-date stage's outputs are those of its last run, whose artifacts stand: publish them
+    # only when none exist yet (outputs made by a plain `dvc repro`, or another server)
+    if result.status != "up to date" or not published_keys(stage_artifact_keys(stage)):
         keys = publish_stage_artifacts(
             Path(repo), stage, settings.grid_images, settings.grid_max_side, settings.artifact_max_kb
         )

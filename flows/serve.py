@@ -1,10 +1,11 @@
 """``mgm flow serve``: the pipeline flow and the ratio sweep as Prefect deployments of one project.
 
-``serve`` registers two deployments on the server in ``PREFECT_API_URL`` (``mgm-pipeline/pipeline``
-and ``mgm-ratio-sweep/sweep``, their parameters defaulting to this project and its ``flow``
-params) and runs each flow run started from the UI, ``prefect deployment run`` or the API, in a
-subprocess, until Ctrl-C. The flows are named by module path, so a run needs only the installed
-package and the project folder, not the directory ``serve`` was started in.
+``serve`` registers two deployments on the server in ``PREFECT_API_URL``
+(``mgm-pipeline/pipeline`` and ``mgm-ratio-sweep/sweep``, their parameters defaulting to this project;
+the sweep's ratios to ``flow.sweep_ratios`` as params.yaml holds it when a run starts) and runs
+each flow run started from the UI, ``prefect deployment run`` or the API, in a subprocess, until
+Ctrl-C. The flows are named by module path, so a run needs only the installed package and the
+project folder, not the directory ``serve`` was started in.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def build_deployments(repo: str | Path, suffix: str = "") -> list[Any]:
     from flows.sweep_flow import sweep_flow
 
     root = Path(repo).resolve()
-    settings = load_flow_params(root)
+    load_flow_params(root)  # bad params: an error before anything is registered
     common = {"entrypoint_type": EntrypointType.MODULE_PATH, "tags": ["mgm-pipeline"], "version": None}
     pipeline = pipeline_flow.to_deployment(
         name=PIPELINE_DEPLOYMENT + suffix,
@@ -36,8 +37,9 @@ def build_deployments(repo: str | Path, suffix: str = "") -> list[Any]:
     )
     sweep = sweep_flow.to_deployment(
         name=SWEEP_DEPLOYMENT + suffix,
-        parameters={"repo": str(root), "ratios": list(settings.sweep_ratios), "overrides": []},
-        description=f"One DVC experiment per mix.synthetic_ratio in `ratios`, in {root}",
+        parameters={"repo": str(root), "ratios": None, "overrides": []},
+        description=f"One DVC experiment per mix.synthetic_ratio in `ratios` (null: flow.sweep_ratios "
+        f"of params.yaml when the run starts), in {root}",
         **common,
     )
     return [pipeline, sweep]
@@ -68,13 +70,13 @@ def deploy_to_pool(repo: str | Path, pool: str, suffix: str = "", source: str | 
     from flows.sweep_flow import sweep_flow
 
     root = Path(repo).resolve()
-    settings = load_flow_params(root)
+    load_flow_params(root)
     code = source or str(CODE_ROOT)
     targets = [
         (pipeline_flow, "flows/pipeline_flow.py:pipeline_flow", PIPELINE_DEPLOYMENT,
          {"repo": str(root), "overrides": [], "force": False, "stages": []}),
         (sweep_flow, "flows/sweep_flow.py:sweep_flow", SWEEP_DEPLOYMENT,
-         {"repo": str(root), "ratios": list(settings.sweep_ratios), "overrides": []}),
+         {"repo": str(root), "ratios": None, "overrides": []}),
     ]  # fmt: skip
     names = []
     for flow_object, entrypoint, name, parameters in targets:
@@ -84,6 +86,7 @@ def deploy_to_pool(repo: str | Path, pool: str, suffix: str = "", source: str | 
             work_pool_name=pool,
             parameters=parameters,
             tags=["mgm-pipeline"],
+            concurrency_limit=1,  # DVC locks the workspace: one run of a deployment at a time
             build=False,
             push=False,
             print_next_steps=False,

@@ -10,10 +10,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+CODE_PATHS = ("pipeline", "stages", "flows", "profiles", "pyproject.toml")
+"""What "dirty" looks at: the code. During ``dvc repro`` DVC has already rewritten ``dvc.lock``,
+and params live in the provenance itself, so neither counts."""
+
 
 def git_state(folder: str | Path = ".") -> dict[str, Any] | None:
-    """``{"commit": sha, "dirty": bool}`` of the work tree holding ``folder``; dirty = tracked files
-    differ from the commit (outputs DVC tracks are git-ignored, so they do not count)."""
+    """``{"commit": sha, "dirty": bool}`` of the work tree holding ``folder``; dirty = a tracked code
+    file (:data:`CODE_PATHS`) differs from the commit."""
 
     def git(*args: str) -> str | None:
         try:
@@ -27,5 +31,5 @@ def git_state(folder: str | Path = ".") -> dict[str, Any] | None:
     commit = git("rev-parse", "--verify", "HEAD")
     if not commit:
         return None
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
     return {"commit": commit, "dirty": bool(status) if status is not None else None}

@@ -1,10 +1,12 @@
 """Named params profiles: partial params files under ``profiles/`` that are applied onto params.yaml.
 
 A profile holds only the keys it changes (``profiles/quickstart.yaml``: the whole pipeline at toy
-size). Applying it writes those values into ``params.yaml``, so DVC sees ordinary params and
-``dvc.lock`` records them; the reserved name ``default`` puts every key that any profile sets back
-to its default. Keys are checked against :class:`pipeline.config.Params` so a typo fails with the
-profile's file and key named, before anything is written.
+size). Applying it writes those values into ``params.yaml``, and the defaults into every other key
+some profile sets, so DVC sees ordinary params, ``dvc.lock`` records them, and one profile never
+inherits another's values; the reserved name ``default`` puts all those keys back at their
+defaults. Keys no profile names are never touched. Keys are checked against
+:class:`pipeline.config.Params` so a typo fails with the profile's file and key named, before
+anything is written.
 """
 
 from __future__ import annotations
@@ -65,9 +67,12 @@ def flatten_params(
 
 
 def read_profile(root: str | Path, name: str) -> dict[str, Any]:
-    """Dotted key -> value of profile ``name``, checked: known keys, and valid on top of the defaults."""
+    """Dotted key -> value of every key that some profile sets: profile ``name``'s own values, the
+    defaults for the rest (so profiles replace each other instead of stacking: ``quickstart`` after
+    ``paper-gpu`` leaves no ``runtime.device: cuda`` behind). Checked: known keys, valid values."""
+    defaults = default_values(root)
     if name == DEFAULT_PROFILE:
-        return default_values(root)
+        return defaults
     path = profile_path(root, name)
     if not path.is_file():
         known = ", ".join([DEFAULT_PROFILE, *available_profiles(root)])
@@ -81,7 +86,7 @@ def read_profile(root: str | Path, name: str) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[leaf] = value
     validate_params(nested, where=str(path))
-    return flat
+    return {**defaults, **flat}
 
 
 def default_values(root: str | Path) -> dict[str, Any]:

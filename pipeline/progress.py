@@ -51,8 +51,10 @@ def progress_bar(iterable: Iterable | None = None, **kwargs: Any) -> tqdm:
     stream = kwargs.pop("file", None) or sys.stderr
     if kwargs.get("disable") or is_terminal(stream):
         return tqdm(iterable, file=stream, **kwargs)
-    if "TQDM_MININTERVAL" not in os.environ:
-        kwargs.setdefault("mininterval", float(os.environ.get(INTERVAL_ENV, LOG_INTERVAL_SECONDS)))
+    interval = float(os.environ.get("TQDM_MININTERVAL") or os.environ.get(INTERVAL_ENV, LOG_INTERVAL_SECONDS))
+    kwargs.setdefault("mininterval", interval)
+    # tqdm's monitor thread forces a redraw after `maxinterval` (10 s): no more often than the interval
+    kwargs.setdefault("maxinterval", max(interval, 10.0))
     kwargs["dynamic_ncols"] = False  # a log has no width to follow
     kwargs.setdefault("ncols", 100)
     return tqdm(iterable, file=LogLines(stream), **kwargs)

@@ -65,7 +65,13 @@ def run_stage(
     A stage without DDP (``distributed=False``) refuses to start under ``torchrun`` with more than
     one process: each rank would run the whole stage, racing on the same output files."""
     args = parser.parse_args(argv)
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    except ValueError:
+        print(
+            f"{parser.prog}: error: WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not a number", file=sys.stderr
+        )
+        return 2
     if world > 1 and not distributed:
         # every rank says it: torchrun stops the others as soon as the first one exits
         rank = os.environ.get("RANK", "0")

@@ -1,8 +1,10 @@
 """``mgm profile NAME``: write a named params profile (``profiles/NAME.yaml``) into ``params.yaml``.
 
-Only the keys the profile names change; comments and every other value stay. ``mgm profile
-default`` puts every key that any profile sets back to its default; ``mgm profile`` lists the
-profiles. Then run ``dvc repro`` (or ``mgm flow run``) as usual: DVC sees ordinary params.
+The keys any profile sets change (this profile's values, the defaults for the others), comments
+and every other value stay. ``mgm profile default`` puts every key that any profile sets back to
+its default (not to values you had there before: ``git diff params.yaml`` shows what changed);
+``mgm profile`` lists the profiles. Then run ``dvc repro`` (or ``mgm flow run``) as usual: DVC
+sees ordinary params.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "mgm profile") -> int:
             print(f"  {name:<12} {profile_summary(root, name)}")
         return 0
     try:
-        from flows.params_file import read_raw_params, write_overrides
+        from flows.params_file import read_raw_params, validate_known, with_overrides, write_overrides
 
         values = read_profile(root, args.name)
+        # the result must be valid with the user's other values too, before anything is written
+        validate_known(with_overrides(read_raw_params(root), as_overrides(values)), f"profile {args.name!r}")
         if args.dry_run:
             raw = read_raw_params(root)
             changed = [key for key, value in values.items() if _current(raw, key) != value]
@@ -52,7 +56,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "mgm profile") -> int:
     for item in changed:
         print(f"  {item}")
     if not args.dry_run and args.name != DEFAULT_PROFILE:
-        print(f"next: `dvc repro` (or `mgm flow run`); `{prog} {DEFAULT_PROFILE}` undoes it")
+        print(f"next: `dvc repro` (or `mgm flow run`); `{prog} {DEFAULT_PROFILE}` resets these keys")
     return 0
 
 

@@ -36,6 +36,26 @@ def _read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
+def _start_logged(command: list[str], cwd: Path, env: dict[str, str], out: Path) -> subprocess.Popen:
+    """``command`` in a session of its own (so its whole group can be signalled), output to ``out``."""
+    with out.open("w") as handle:
+        return subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def _interrupt_then_kill(process: subprocess.Popen, grace: float) -> None:
+    """Ctrl-C for ``process`` (its whole group), then SIGKILL if it has not stopped within ``grace``."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`mgm ui` on a free port with its own PREFECT_HOME; always stopped, by PID, at teardown."""
@@ -44,15 +64,7 @@ def server(tmp_path_factory):
     env = {**project_env(), "PREFECT_HOME": str(root / "prefect-home")}
     env.pop("PREFECT_API_URL", None)
     out = root / "mgm-ui.out"
-    with out.open("w") as handle:
-        ui = subprocess.Popen(
-            [*MGM, "ui", "--repo", str(root), "--port", str(port)],
-            cwd=root,
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    ui = _start_logged([*MGM, "ui", "--repo", str(root), "--port", str(port)], root, env, out)
     try:
         wait_until_healthy(api_url("127.0.0.1", port), ui, timeout=180)
         deadline = time.monotonic() + 30
@@ -61,13 +73,7 @@ def server(tmp_path_factory):
         server_pid = int(re.search(r"server pid (\d+)", _read(out)).group(1))
         yield {"port": port, "url": api_url("127.0.0.1", port), "ui": ui, "pid": server_pid, "out": out}
     finally:
-        if ui.poll() is None:
-            ui.send_signal(signal.SIGINT)
-            try:
-                ui.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(ui.pid, signal.SIGKILL)
-                ui.wait(timeout=10)
+        _interrupt_then_kill(ui, 30)
         match = re.search(r"server pid (\d+)", _read(out))
         if match and _pid_alive(int(match.group(1))):
             os.killpg(int(match.group(1)), signal.SIGKILL)
@@ -116,15 +122,7 @@ def test_serve_registers_both_deployments_and_runs_one_started_through_the_api(s
     repo = report_repo(tmp_path / "project")
     env = {**project_env(), "PREFECT_API_URL": server["url"], "PREFECT_HOME": str(tmp_path / "client-home")}
     out = tmp_path / "serve.out"
-    with out.open("w") as handle:
-        serving = subprocess.Popen(
-            [*MGM, "flow", "serve", "--repo", str(repo)],
-            cwd=tmp_path,
-            env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    serving = _start_logged([*MGM, "flow", "serve", "--repo", str(repo)], tmp_path, env, out)
     try:
         with httpx.Client(base_url=server["url"], timeout=30) as api:
             deadline = time.monotonic() + 180
@@ -136,7 +134,9 @@ def test_serve_registers_both_deployments_and_runs_one_started_through_the_api(s
                 time.sleep(1)
             pipeline, sweep = deployments["pipeline"], deployments["sweep"]
             assert pipeline["parameters"]["repo"] == str(repo.resolve())
-            assert sweep["parameters"]["ratios"] == [0.0, 0.25, 0.5, 1.0, 1.25]  # flow.sweep_ratios
+            assert (
+                sweep["parameters"]["ratios"] is None
+            )  # flow.sweep_ratios as params.yaml has it at run time
             flow_run = api.post(f"/deployments/{pipeline['id']}/create_flow_run", json={}).json()
             deadline = time.monotonic() + 240
             while True:
@@ -156,13 +156,7 @@ def test_serve_registers_both_deployments_and_runs_one_started_through_the_api(s
         )
         assert "mgm-pipeline/pipeline" in listed.stdout and "mgm-ratio-sweep/sweep" in listed.stdout
     finally:
-        if serving.poll() is None:
-            serving.send_signal(signal.SIGINT)
-            try:
-                serving.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(serving.pid, signal.SIGKILL)
-                serving.wait(timeout=10)
+        _interrupt_then_kill(serving, 60)
 
 
 def _wait_for_run(api: httpx.Client, flow_run_id: str, alive: subprocess.Popen, out: Path) -> str:
@@ -194,27 +188,20 @@ def test_a_process_work_pool_worker_runs_the_deployed_pipeline(server, tmp_path)
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     assert "mgm-pipeline/pipeline-pool" in deployed.stdout and "prefect worker start" in deployed.stdout
     out = tmp_path / "worker.out"
-    with out.open("w") as handle:
-        worker = subprocess.Popen(
-            [prefect, "worker", "start", "--pool", "mgm-local", "--type", "process"],
-            cwd=tmp_path, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    worker = _start_logged(
+        [prefect, "worker", "start", "--pool", "mgm-local", "--type", "process"], tmp_path, env, out
+    )
     try:
         with httpx.Client(base_url=server["url"], timeout=30) as api:
             deployments = {d["name"]: d for d in api.post("/deployments/filter", json={}).json()}
             pipeline = deployments["pipeline-pool"]
             assert pipeline["work_pool_name"] == "mgm-local" and "sweep-pool" in deployments
+            assert pipeline["concurrency_limit"] == 1  # DVC locks the workspace
             flow_run = api.post(f"/deployments/{pipeline['id']}/create_flow_run", json={}).json()
             assert _wait_for_run(api, flow_run["id"], worker, out) == "COMPLETED", _read(out)
         assert (repo / "dvc.lock").is_file()
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGINT)
-            try:
-                worker.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait(timeout=10)
+        _interrupt_then_kill(worker, 60)
 
 
 def test_serve_without_a_server_says_how_to_start_one(tmp_path, monkeypatch, capsys):

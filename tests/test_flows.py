@@ -326,6 +326,8 @@ def test_a_stage_subset_brings_its_upstream_in_file_order():
     assert [s.name for s in select_stages(stages, ["train_mgm"])] == ["shard", "train_gan", "train_mgm"]
     assert [s.name for s in select_stages(stages, ["train_mt@mt", "shard"])] == ["shard", "train_mt@mt"]
     assert select_stages(stages, []) == stages
+    grouped = [stage("train_mt@st", "shard"), stage("train_mt@mt", "shard"), stage("shard")]
+    assert [s.name for s in select_stages(grouped, ["train_mt"])] == ["train_mt@st", "train_mt@mt", "shard"]
     with pytest.raises(DvcError, match=r"'nope'.*stages: shard, train_mt@mt"):
         select_stages(stages, ["nope"])
 

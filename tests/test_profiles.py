@@ -82,4 +82,24 @@ def test_an_unknown_profile_lists_the_known_ones(project, capsys):
 
 def test_mapping_valued_params_stay_one_value(project):
     (project / "profiles" / "weights.yaml").write_text(yaml.safe_dump({"loss": {"weights": {"seg": 2.0}}}))
-    assert read_profile(project, "weights") == {"loss.weights": {"seg": 2.0}}
+    assert read_profile(project, "weights")["loss.weights"] == {"seg": 2.0}
+
+
+def test_profiles_replace_each_other_instead_of_stacking(project):
+    assert mgm(["profile", "paper-gpu", "--root", str(project)]) == 0
+    assert load_params(project / "params.yaml").runtime.device == "cuda"
+    assert mgm(["profile", "quickstart", "--root", str(project)]) == 0
+    params, defaults = load_params(project / "params.yaml"), load_params(None)
+    assert params.runtime.device == defaults.runtime.device  # paper-gpu's key back at its default
+    assert params.gan.g_width == defaults.gan.g_width and params.model.encoder == defaults.model.encoder
+    assert params.data.resolution == 32
+
+
+def test_a_profile_invalid_with_the_users_other_values_writes_nothing(project, capsys):
+    text = (project / "params.yaml").read_text().replace("  tasks: [seg, depth, normal]", "  tasks: [seg]")
+    (project / "params.yaml").write_text(text)
+    (project / "profiles" / "weights.yaml").write_text("loss:\n  weights: {depth: 2.0}\n")
+    before = (project / "params.yaml").read_bytes()
+    assert mgm(["profile", "weights", "--root", str(project)]) == 2
+    assert "loss.weights" in capsys.readouterr().err
+    assert (project / "params.yaml").read_bytes() == before

@@ -195,7 +195,7 @@ def test_dvc_repro_trains_the_gan_and_synthesizes(tmp_path):
     best_step = load_checkpoint(repo / "models" / "gan" / "best.pt")["step"]
     assert provenance["count"] == 6 and provenance["checkpoint"]["step"] == best_step in (1, 2)
     head = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
-    assert provenance["git"]["commit"] == head and isinstance(provenance["git"]["dirty"], bool)
+    assert provenance["git"] == {"commit": head, "dirty": False}  # dvc.lock changed, the code did not
     again = dvc(repo, "repro", "synthesize@gan")
     assert "Running stage" not in again.stdout
     shown = json.loads(dvc(repo, "metrics", "show", "--json").stdout)[""]["data"]
