@@ -196,7 +196,7 @@ def test_a_process_work_pool_worker_runs_the_deployed_pipeline(server, tmp_path)
             deployments = {d["name"]: d for d in api.post("/deployments/filter", json={}).json()}
             pipeline = deployments["pipeline-pool"]
             assert pipeline["work_pool_name"] == "mgm-local" and "sweep-pool" in deployments
-            assert pipeline["concurrency_limit"] == 1  # DVC locks the workspace
+            assert pipeline["global_concurrency_limit"]["limit"] == 1  # DVC locks the workspace
             flow_run = api.post(f"/deployments/{pipeline['id']}/create_flow_run", json={}).json()
             assert _wait_for_run(api, flow_run["id"], worker, out) == "COMPLETED", _read(out)
         assert (repo / "dvc.lock").is_file()
