@@ -19,30 +19,40 @@ PIPELINE_DEPLOYMENT = "pipeline"
 SWEEP_DEPLOYMENT = "sweep"
 
 
+def _targets(root: Path) -> list[tuple[Any, str, str, dict[str, Any], str]]:
+    """(flow, its file entrypoint, deployment name, default parameters, description) of both
+    deployments, shared by :func:`build_deployments` and :func:`deploy_to_pool`."""
+    from flows.pipeline_flow import pipeline_flow
+    from flows.sweep_flow import sweep_flow
+
+    return [
+        (pipeline_flow, "flows/pipeline_flow.py:pipeline_flow", PIPELINE_DEPLOYMENT,
+         {"repo": str(root), "overrides": [], "force": False, "stages": []},
+         f"The DVC stages of {root} (`stages`: a subset and its upstream; `overrides`: key=value)"),
+        (sweep_flow, "flows/sweep_flow.py:sweep_flow", SWEEP_DEPLOYMENT,
+         {"repo": str(root), "ratios": None, "overrides": []},
+         f"One DVC experiment per mix.synthetic_ratio in `ratios` (null: flow.sweep_ratios of "
+         f"params.yaml when the run starts), in {root}"),
+    ]  # fmt: skip
+
+
 def build_deployments(repo: str | Path, suffix: str = "") -> list[Any]:
     """The two ``RunnerDeployment`` objects for the project at ``repo`` (validated params first)."""
     from prefect.deployments.runner import EntrypointType
 
-    from flows.pipeline_flow import pipeline_flow
-    from flows.sweep_flow import sweep_flow
-
     root = Path(repo).resolve()
     load_flow_params(root)  # bad params: an error before anything is registered
-    common = {"entrypoint_type": EntrypointType.MODULE_PATH, "tags": ["mgm-pipeline"], "version": None}
-    pipeline = pipeline_flow.to_deployment(
-        name=PIPELINE_DEPLOYMENT + suffix,
-        parameters={"repo": str(root), "overrides": [], "force": False, "stages": []},
-        description=f"The DVC stages of {root} (`stages`: a subset and its upstream; `overrides`: key=value)",
-        **common,
-    )
-    sweep = sweep_flow.to_deployment(
-        name=SWEEP_DEPLOYMENT + suffix,
-        parameters={"repo": str(root), "ratios": None, "overrides": []},
-        description=f"One DVC experiment per mix.synthetic_ratio in `ratios` (null: flow.sweep_ratios "
-        f"of params.yaml when the run starts), in {root}",
-        **common,
-    )
-    return [pipeline, sweep]
+    return [
+        flow_object.to_deployment(
+            name=name + suffix,
+            parameters=parameters,
+            description=description,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+            tags=["mgm-pipeline"],
+            version=None,
+        )
+        for flow_object, _, name, parameters, description in _targets(root)
+    ]
 
 
 def serve_project(repo: str | Path, suffix: str = "", limit: int | None = 1) -> None:
@@ -66,25 +76,17 @@ def deploy_to_pool(repo: str | Path, pool: str, suffix: str = "", source: str | 
     for Docker or Kubernetes pools give the pool an image with the project installed): the project
     folder in ``repo`` must exist on the worker, with its data pulled from the DVC remote.
     """
-    from flows.pipeline_flow import pipeline_flow
-    from flows.sweep_flow import sweep_flow
-
     root = Path(repo).resolve()
     load_flow_params(root)
     code = source or str(CODE_ROOT)
-    targets = [
-        (pipeline_flow, "flows/pipeline_flow.py:pipeline_flow", PIPELINE_DEPLOYMENT,
-         {"repo": str(root), "overrides": [], "force": False, "stages": []}),
-        (sweep_flow, "flows/sweep_flow.py:sweep_flow", SWEEP_DEPLOYMENT,
-         {"repo": str(root), "ratios": None, "overrides": []}),
-    ]  # fmt: skip
     names = []
-    for flow_object, entrypoint, name, parameters in targets:
+    for flow_object, entrypoint, name, parameters, description in _targets(root):
         remote = flow_object.from_source(source=code, entrypoint=entrypoint)
         remote.deploy(
             name=name + suffix,
             work_pool_name=pool,
             parameters=parameters,
+            description=description,
             tags=["mgm-pipeline"],
             concurrency_limit=1,  # DVC locks the workspace: one run of a deployment at a time
             build=False,
