@@ -1,16 +1,19 @@
-"""Shard decoding throughput: the ShardDataset loader (0 and 2 workers, batches of 32) against
+"""Shard decoding throughput: the ShardDataset loader (0, 1 and 2 workers, batches of 32) against
 plain PIL/numpy decoding of the same bytes already in memory (also batched), in one run.
 
     python -m bench.bench_decode --count 1000 --resolution 64
 
 The loader also reads the tar files, checks every field and builds the depth mask; the plain
-path starts from bytes in memory, so it is the floor any loader pays.
+path starts from bytes in memory. The paths run in interleaved rounds (``--rounds``) and each
+reports its median, so a slow spell of a shared machine does not land on one path only. The
+headline ``ratio`` is the 0-worker loader over plain.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import statistics
 import tarfile
 import tempfile
 from pathlib import Path
@@ -65,33 +68,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    seconds: dict[str, list[float]] = {"plain": [], **{f"loader_{w}": [] for w in args.workers}}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "real"
         params = rooms_shard_params(folder, args.resolution, args.count, "shard.samples_per_shard=128")
         shard_dataset(params, progress=False)
         records = read_records(folder)
         plain_decode(records[:20])
-        plain_s, n = timed(lambda: plain_decode(records))
-        loader0_s, n0 = timed(lambda: loader_count(folder, 0))
-        loader2_s, n2 = timed(lambda: loader_count(folder, 2))
-    assert n == n0 == n2 == args.count
-    plain = n / plain_s
-    report(
-        "shard decoding",
-        {
-            "resolution": args.resolution,
-            "samples": n,
-            "plain_pil_numpy_samples_per_s": round(plain, 1),
-            "loader_0_workers_samples_per_s": round(n0 / loader0_s, 1),
-            "loader_2_workers_samples_per_s": round(n2 / loader2_s, 1),
-            "ratio_0_workers_over_plain": round(n0 / loader0_s / plain, 3),
-            "ratio_2_workers_over_plain": round(n2 / loader2_s / plain, 3),
-        },
-        args.out,
-    )
+        loader_count(folder, 0)
+        for _ in range(args.rounds):
+            elapsed, n = timed(lambda: plain_decode(records))
+            assert n == args.count
+            seconds["plain"].append(elapsed)
+            for workers in args.workers:
+                elapsed, n = timed(lambda workers=workers: loader_count(folder, workers))
+                assert n == args.count, f"{workers} worker(s) read {n} of {args.count} samples"
+                seconds[f"loader_{workers}"].append(elapsed)
+    rates = {name: args.count / statistics.median(values) for name, values in seconds.items()}
+    results: dict[str, object] = {"resolution": args.resolution, "samples": args.count, "rounds": args.rounds}
+    results["plain_pil_numpy_samples_per_s"] = round(rates["plain"], 1)
+    for workers in args.workers:
+        results[f"loader_{workers}_workers_samples_per_s"] = round(rates[f"loader_{workers}"], 1)
+        results[f"ratio_{workers}_workers_over_plain"] = round(rates[f"loader_{workers}"] / rates["plain"], 3)
+    if 0 in args.workers:
+        results["ratio"] = results["ratio_0_workers_over_plain"]
+    results["seconds_per_round"] = {name: [round(v, 4) for v in values] for name, values in seconds.items()}
+    report("shard decoding", results, args.out)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -117,9 +117,22 @@ class RuntimeParams(_Section):
 
     device: str = _free("auto", "auto (CUDA when available) | cpu | cuda | cuda:N", pattern=_DEVICE)
     threads: int = _free(0, "torch CPU threads (0 = torch's default)", ge=0)
-    workers: int = _free(0, "DataLoader worker processes (0 = in the training process)", ge=0)
-    channels_last: bool = _free(False, "channels-last memory format for M (train_mt)")
-    bf16: bool = _free(False, "bfloat16 autocast for M (train_mt; CPU and GPU)")
+    workers: Annotated[int, Field(strict=True, ge=0)] | Literal["auto"] = _free(
+        "auto",
+        "DataLoader worker processes (0 = in the training process); auto: 0 on CPU, on CUDA one per spare "
+        "core up to 8, never more than a split's shards",
+    )
+    channels_last: bool | Literal["auto"] = _free(
+        "auto", "channels-last memory format for M (train_mt); auto: on CUDA only"
+    )
+    bf16: bool | Literal["auto"] = _free(
+        "auto", "bfloat16 autocast for M (train_mt); auto: on CUDA (with bf16 support) only"
+    )
+    keep_resume_state: bool = _free(
+        False,
+        "keep a finished run's full last.pt (weights + optimizer moments); false: it shrinks to the run's "
+        "record once finished (train_gan always keeps it, so gan.steps can grow)",
+    )
     cache: str = _free(
         ".cache/mgm", "features of real reference images, keyed by their content hash (safe to delete)"
     )

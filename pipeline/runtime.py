@@ -83,3 +83,40 @@ def runtime_session(device_name: str = "auto", threads: int = 0) -> Iterator[Run
     finally:
         stop_runtime(runtime)
         torch.set_num_threads(previous)
+
+
+MAX_AUTO_WORKERS = 8
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def loader_workers(setting: int | str, device: torch.device, shards: int, world_size: int = 1) -> int:
+    """``runtime.workers`` for a loader over a split of ``shards`` shards: a number as given;
+    ``auto`` none on CPU and, on CUDA, one per core beyond the training process's own, at most
+    ``MAX_AUTO_WORKERS`` and never more than the shards each rank reads (a reader needs a shard).
+
+    Why none on CPU: there the training process competes with its workers for the same cores, and
+    shipping batches between processes cost more than decoding them (docs/benchmarks.md).
+    """
+    if setting != "auto":
+        return int(setting)
+    if device.type != "cuda":
+        return 0
+    spare = usable_cores() // max(world_size, 1) - 1
+    return max(0, min(MAX_AUTO_WORKERS, spare, shards // max(world_size, 1)))
+
+
+def device_flag(setting: bool | str, device: torch.device, name: str) -> bool:
+    """``runtime.bf16`` / ``runtime.channels_last``: a boolean as given; ``auto`` on CUDA only (bf16
+    also needs a GPU that supports it). On CPU they stay off: fp32 keeps resume bit-exact and metrics
+    comparable across machines, and bf16 pays only on CPUs with bf16 units (docs/benchmarks.md)."""
+    if setting != "auto":
+        return bool(setting)
+    if device.type != "cuda":
+        return False
+    return torch.cuda.is_bf16_supported() if name == "bf16" else True

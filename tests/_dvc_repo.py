@@ -82,6 +82,7 @@ def make_project_repo(root: Path, params: dict[str, Any] | None = None) -> Path:
             shutil.copy2(source, target)
     run(["git", "init", "-q", "-b", "main"], root)
     run([sys.executable, "-m", "dvc", "init", "-q"], root)
+    shutil.copy2(REPO_ROOT / ".dvc" / "config", root / ".dvc" / "config")  # the project's cache link type
     run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], root)
     set_params(root, {**TINY_PARAMS, **(params or {})})
     run(["git", "add", "-A"], root)

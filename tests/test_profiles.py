@@ -103,3 +103,29 @@ def test_a_profile_invalid_with_the_users_other_values_writes_nothing(project, c
     assert mgm(["profile", "weights", "--root", str(project)]) == 2
     assert "loss.weights" in capsys.readouterr().err
     assert (project / "params.yaml").read_bytes() == before
+
+
+def test_the_paper_profile_trains_at_toy_size_on_cpu(tmp_path):
+    """Every key of the GPU profile but its sizes and device, one unit of each training stage on CPU:
+    its networks, schedules and GAN settings fit together before a GPU ever runs them."""
+    from pipeline.train.gan.loop import train_gan
+    from pipeline.train.mgm import train_mgm
+    from pipeline.train.multitask import train_mt
+    from tests._tiny import as_overrides, tiny_project
+
+    def is_size(key: str) -> bool:  # data, device, batches, lengths and evaluation counts stay toy-sized
+        section, name = key.split(".", 1)
+        return section in {"data", "shard", "runtime", "synthesize"} or name in {
+            "batch_size", "epochs", "steps", "eval_images", "standing_batches"
+        } or name.endswith("_every")  # fmt: skip
+
+    lengths = {"train_mt.epochs": 1, "gan.steps": 1, "mgm.epochs": 1}
+    profile = {key: value for key, value in read_profile(REPO_ROOT, "paper-gpu").items() if not is_size(key)}
+    assert {"model.encoder", "model.decoder_channels", "gan.g_width", "gan.d_steps"} <= set(profile)
+    project = tiny_project(tmp_path, train=16, label_fraction=0.75, per_shard=4)
+    overrides = [*as_overrides({**profile, **lengths}), "train_mt.variants=[mt]"]
+    params = project.params(*overrides)
+    assert params.model.decoder_channels == [256, 128, 64, 48, 32] and params.gan.g_width == 64
+    assert train_mt(params, "mt", progress=False)["mt"]["epochs_done"] == 1
+    assert train_gan(params, progress=False)["steps"] == 1
+    assert train_mgm(project.params(*overrides, "mgm.weak=real"), progress=False)["epochs_done"] == 1

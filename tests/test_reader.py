@@ -6,11 +6,14 @@ import io
 import shutil
 import tarfile
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader
 
 from pipeline.config import load_params
+from pipeline.data.codec import DecodeError, decode_png, encode_png
 from pipeline.data.manifest import sample_byte_ranges
 from pipeline.data.reader import ShardDataset, collate, epoch_batches, list_shards
 from pipeline.data.sharding import shard_dataset
@@ -142,3 +145,28 @@ def test_an_epoch_s_batches_are_known_from_the_manifest_before_reading(shard_set
     assert dataset.samples_per_epoch() == 12 == len(_keys(dataset))
     assert epoch_batches(dataset, 5) == 2 and epoch_batches(dataset, 4, world_size=2) == 1
     assert epoch_batches(object(), 4) is None
+
+
+@pytest.mark.parametrize(
+    ("array", "mode", "message"),
+    [
+        (np.zeros((4, 4, 4), np.uint8), "RGB", r"4 channel\(s\) of uint8, expected RGB"),
+        (np.zeros((4, 4), np.uint16), "L", r"1 channel\(s\) of uint16, expected L"),
+        (np.zeros((4, 4, 3), np.uint8), "L", r"3 channel\(s\) of uint8, expected L"),
+    ],
+)
+def test_a_png_of_another_layout_is_refused_not_converted(array, mode, message):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    with pytest.raises(DecodeError, match=message):
+        decode_png(buffer.getvalue(), mode)
+
+
+def test_png_decoding_is_exact_and_refuses_truncated_or_empty_data():
+    rgb = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    data = encode_png(rgb)
+    assert np.array_equal(decode_png(data, "RGB"), rgb)  # channel order and values as written
+    assert np.array_equal(decode_png(encode_png(rgb[..., 0]), "L"), rgb[..., 0])
+    for broken in (data[:-1], data[: len(data) // 2], b""):
+        with pytest.raises(DecodeError, match="PNG"):
+            decode_png(broken, "RGB")

@@ -15,6 +15,7 @@ from pipeline.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from pipeline.runtime import MAX_AUTO_WORKERS, device_flag, loader_workers
 from pipeline.train.history import write_history_csv, write_metrics_json
 
 
@@ -70,3 +71,17 @@ def test_equal_checkpoints_are_equal_bytes(tmp_path):
     assert first == second  # no temporary file name or time inside
     loaded = load_checkpoint(tmp_path / "b" / "last.pt")
     assert torch.equal(loaded["model"]["weight"], state["model"]["weight"])
+
+
+def test_auto_runtime_options_use_a_gpu_and_leave_a_cpu_exact(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert loader_workers("auto", cpu, shards=16) == 0 and loader_workers(3, cpu, shards=16) == 3
+    monkeypatch.setattr("pipeline.runtime.usable_cores", lambda: 16)
+    assert loader_workers("auto", cuda, shards=64) == MAX_AUTO_WORKERS  # capped
+    assert loader_workers("auto", cuda, shards=5) == 5  # a reader per shard at most
+    assert loader_workers("auto", cuda, shards=64, world_size=4) == 3  # 4 cores per rank, one trains
+    assert loader_workers("auto", cuda, shards=2, world_size=4) == 0
+    assert not device_flag("auto", cpu, "bf16") and not device_flag("auto", cpu, "channels_last")
+    assert device_flag("auto", cuda, "channels_last") and device_flag(True, cpu, "bf16")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert not device_flag("auto", cuda, "bf16")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pipeline.checkpoint import load_checkpoint
 from pipeline.config import params_to_dict
 from pipeline.data.reader import ShardDataset
 from pipeline.errors import ShardError
-from pipeline.train.engine import COMPLETE_MARKER, TrainingError
+from pipeline.train.engine import COMPLETE_MARKER, FINISHED_KIND, TrainingError
 from pipeline.train.multitask import train_mt
 from stages.cli import main as mgm_main
 from tests._dvc_repo import REPO_ROOT
@@ -42,9 +43,30 @@ def test_training_lowers_every_task_loss_and_writes_its_outputs(shards, tmp_path
     csv_lines = (tmp_path / "plots" / "mt" / "mt.csv").read_text().splitlines()
     assert csv_lines[0].startswith("epoch,step,lr,train_seg_loss") and len(csv_lines) == 6
     assert summary["epochs_done"] == 5 and summary["steps"] == 5 * 2  # 11 samples, batch 4, drop last
+    record = load_checkpoint(folder / "last.pt")  # finished: the resume state shrank to the run's record
+    assert record["kind"] == FINISHED_KIND and record["summary"] == summary
+    assert not {"model", "optimizer"} & set(record) and (folder / "last.pt").stat().st_size < 20_000
     before = (folder / "last.pt").read_bytes()
+    (folder / COMPLETE_MARKER).unlink()
     again = train_mt(params, "mt", progress=False)["mt"]  # finished, same params/data/code: no retraining
     assert again == summary and (folder / "last.pt").read_bytes() == before
+    assert json.loads((folder / COMPLETE_MARKER).read_text()) == summary
+
+
+def test_a_finished_run_keeps_its_resume_state_when_asked(shards, tmp_path):
+    params = mt_params(shards, tmp_path, "train_mt.epochs=2", "runtime.keep_resume_state=true")
+    train_mt(params, "mt", progress=False)
+    last = load_checkpoint(tmp_path / "models" / "mt" / "last.pt")
+    assert "kind" not in last and {"model", "optimizer", "engine"} <= set(last)
+
+
+def test_a_record_without_its_best_checkpoint_trains_afresh(shards, tmp_path, capsys):
+    params = mt_params(shards, tmp_path, "train_mt.epochs=1")
+    first = train_mt(params, "mt", progress=False)["mt"]
+    (tmp_path / "models" / "mt" / "best.pt").unlink()
+    again = train_mt(params, "mt", progress=False)["mt"]
+    assert "its best.pt is gone; training afresh" in capsys.readouterr().err
+    assert (tmp_path / "models" / "mt" / "best.pt").is_file() and again["epochs_done"] == first["epochs_done"]
 
 
 def test_changed_params_restart_instead_of_resuming(shards, tmp_path, capsys):

@@ -60,6 +60,7 @@ def _params(root, out, *overrides):
         f"mix.refinement={root / 'r.pt'}",
         f"mix.synthetic={root / 'no-synthetic-set'}",
         "ssl.dim=8",
+        "runtime.keep_resume_state=true",  # these tests read the final weights and optimizer state
         *overrides,
     )
 

@@ -68,6 +68,7 @@ STAGES = {
 
 
 def _sets(values: list[str]) -> list[str]:
+    values = [*values, "runtime.keep_resume_state=true"]  # compared below: the final full states
     return [part for value in values for part in ("--set", value)]
 
 

@@ -14,7 +14,11 @@ used to repeat, with one rule each:
 * **Files**: ``last.pt`` (everything to resume) every ``checkpoint_every`` units and at the end,
   ``best.pt`` whenever the loop's score improves, both atomic and ``weights_only``-loadable; the
   history CSV rewritten from the rows kept in ``last.pt`` (so never appended twice); the completion
-  marker, written last, which nothing else writes. A restart removes the old ``last.pt``,
+  marker, written last, which nothing else writes. Unless the run keeps its resume state
+  (:attr:`RunSpec.keep_resume_state`), a finished run's ``last.pt`` then shrinks to its *record*
+  (fingerprint, history, summary; no weights or optimizer moments): a finished run needs the full
+  state only to be extended, and the record still lets an identical rerun finish at once. A restart
+  removes the old ``last.pt``,
   ``best.pt``, marker and the loop's other outputs, and every run first removes the temporaries a
   killed write left behind.
 * **Order**: the RNG states are restored after the loop is built and loaded, so nothing set up
@@ -51,6 +55,8 @@ COMPLETE_MARKER = "training.json"
 """Written last by a finished run, and only then: a folder without it holds no finished model."""
 LAST_NAME = "last.pt"
 BEST_NAME = "best.pt"
+FINISHED_KIND = "mgm-finished-run"
+"""``kind`` of a ``last.pt`` that is a finished run's record rather than a resumable state."""
 
 
 class TrainingError(PipelineError):
@@ -212,6 +218,10 @@ class RunSpec:
     outputs: tuple[str, ...] = ()
     """Glob patterns (relative to ``folder``) of the loop's other files, which a restart removes
     with ``last.pt`` and ``best.pt`` (an exported generator, the old run's sample grids)."""
+    keep_resume_state: bool = True
+    """Keep the full ``last.pt`` once the run has finished (a loop whose length may grow without a
+    restart needs it); ``False``: replace it by the run's record, a few kB instead of the weights
+    and optimizer moments."""
 
 
 class Engine:
@@ -251,6 +261,8 @@ class Engine:
         elif self.last_path.is_file():
             saved = load_checkpoint(self.last_path, map_location=self.runtime.device)
             problems = fingerprint_differences(saved.get("fingerprint"), self._fingerprint)
+            if not problems and saved.get("kind") == FINISHED_KIND:
+                problems = self._record_problems(saved)
             if problems:
                 self.notice(f"not resuming {self.last_path}: {'; '.join(problems)}; training afresh")
                 saved = None
@@ -262,8 +274,23 @@ class Engine:
             dist.barrier()  # nobody reads what rank 0 is removing
         if saved is not None:
             self.state = EngineState.from_dict(saved["engine"])
-            self.notice(f"resuming {self.last_path} after {self.spec.unit} {self.state.units_done}")
+            if saved.get("kind") == FINISHED_KIND:
+                self.notice(f"already finished ({self.last_path} records it); rewriting its record files")
+            else:
+                self.notice(f"resuming {self.last_path} after {self.spec.unit} {self.state.units_done}")
         return saved
+
+    def _record_problems(self, record: Mapping[str, Any]) -> list[str]:
+        """Why a finished run's record cannot stand for this run (empty: it can)."""
+        units_done = EngineState.from_dict(record["engine"]).units_done
+        if units_done != self.spec.units:
+            return [
+                f"it records a run finished after {units_done} {self.spec.unit}(s) without the state to "
+                f"continue to {self.spec.units} (keep it with runtime.keep_resume_state: true)"
+            ]
+        if not self.best_path.is_file():
+            return [f"its {self.best_path.name} is gone"]
+        return []
 
     def _temporaries(self) -> list[Path]:
         """The half-written files a killed run may have left: ``.<name>.<random>.tmp`` siblings
@@ -294,10 +321,24 @@ class Engine:
         lock = output_lock(self.spec.folder, self.spec.name) if self.runtime.is_main else nullcontext()
         with lock:  # a second run on this folder is refused; a killed run's lock dies with it
             saved = self.prepare()
+            if saved is not None and saved.get("kind") == FINISHED_KIND:
+                return self._refinish(saved)
             if saved is not None:
                 loop.load_state_dict(saved, str(self.last_path))
             self.run(loop, saved, max_units=max_units)
         return loop.summary(self.state)
+
+    def _refinish(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """An identical rerun of a finished run whose state was dropped: its outputs stand, so only
+        the files :meth:`prepare` removed or a resume-free param may move are written again."""
+        summary = dict(record["summary"])
+        if self.runtime.is_main:
+            if self.spec.history_csv is not None and self.state.history:
+                write_history_csv(public_history(self.state), self.spec.history_csv)
+            write_json_atomic(self.marker, summary)
+        if self.runtime.distributed:
+            dist.barrier()
+        return summary
 
     def run(
         self, loop: TrainingLoop, saved: Mapping[str, Any] | None, *, max_units: int | None = None
@@ -338,7 +379,16 @@ class Engine:
             if spec.history_csv is not None and self.state.history:
                 # again: a finished run resumed with another (resume-free) plots path writes it there
                 write_history_csv(public_history(self.state), spec.history_csv)
-            write_json_atomic(self.marker, loop.summary(self.state))
+            summary = loop.summary(self.state)
+            write_json_atomic(self.marker, summary)
+            if not spec.keep_resume_state:  # after the marker: a kill in between leaves the full state
+                record = {
+                    "kind": FINISHED_KIND,
+                    "engine": self.state.as_dict(),
+                    "fingerprint": self._fingerprint,
+                    "summary": json.loads(json.dumps(summary)),  # plain types: weights_only loads it
+                }
+                save_checkpoint(record, self.last_path)
         return True
 
     def _record(self, loop: TrainingLoop, result: UnitResult, final: bool) -> None:

@@ -43,7 +43,7 @@ from pipeline.generators import fixed_latents, generate
 from pipeline.hashing import file_sha256, shard_set_fingerprint
 from pipeline.inference import evaluate_outputs, fixed_samples, to_device
 from pipeline.progress import progress_bar
-from pipeline.runtime import runtime_session
+from pipeline.runtime import loader_workers, runtime_session
 from pipeline.train.builders import selection_score
 from pipeline.train.engine import (
     COMPLETE_MARKER,
@@ -148,6 +148,7 @@ def train_mgm(params: Params, *, progress: bool = True, max_epochs: int | None =
             history_csv=Path(cfg.plots) / "history.csv",
             resume=cfg.resume,
             outputs=(GENERATOR_NAME, "samples/step-*.png"),
+            keep_resume_state=params.runtime.keep_resume_state,
         )
         return Engine(spec, runtime, progress=progress).train(loop, max_units=max_epochs)
 
@@ -169,10 +170,11 @@ class MgmLoop:
         labelled = int(summary["splits"].get("train", {}).get("samples", 0))
         require_batches(labelled, cfg.batch_size, f"the train split of {real}", "mgm.batch_size")
         self.train_set = ShardDataset(real, "train", shuffle=True, seed=cfg.seed)
-        self.train_set.check_readers(params.runtime.workers)
+        workers = loader_workers(params.runtime.workers, device, len(self.train_set.shards))
+        self.train_set.check_readers(workers)
         self.val_loader = DataLoader(ShardDataset(real, "val"), batch_size=cfg.batch_size, collate_fn=collate)
         self.loader = DataLoader(
-            self.train_set, batch_size=cfg.batch_size, num_workers=params.runtime.workers, collate_fn=collate,
+            self.train_set, batch_size=cfg.batch_size, num_workers=workers, collate_fn=collate,
             drop_last=True, pin_memory=device.type == "cuda",
         )  # fmt: skip
         self.weak_source = WeakRealImages(real, cfg.seed, device) if needs_weak_real(params) else None

@@ -51,7 +51,7 @@ from pipeline.inference import evaluate_outputs, to_device
 from pipeline.metrics.dense import LossMeter
 from pipeline.models.multitask import MultiTaskNet
 from pipeline.progress import progress_bar
-from pipeline.runtime import Runtime, runtime_session, seed_everything
+from pipeline.runtime import Runtime, device_flag, loader_workers, runtime_session, seed_everything
 from pipeline.tasks.losses import MultiTaskLoss
 from pipeline.train.builders import (
     ModelRun,
@@ -206,6 +206,7 @@ def train_model(
         unit="epoch",
         fingerprint=run_fingerprint(params, run),
         history_csv=run.history_csv,
+        keep_resume_state=params.runtime.keep_resume_state,
     )
     return Engine(spec, runtime, progress=progress).train(loop, max_units=max_epochs)
 
@@ -235,8 +236,10 @@ class MultiTaskLoop:
         val_set = ShardDataset(shards, "val", dense=run.tasks)
 
         seed_everything(cfg.seed)
+        self.channels_last = device_flag(params.runtime.channels_last, device, "channels_last")
+        self.bf16 = device_flag(params.runtime.bf16, device, "bf16")
         self.net = build_model(params, run.tasks, self.num_classes).to(device)
-        if params.runtime.channels_last:
+        if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.criterion = build_loss(params, run.tasks).to(device)
         self.weak: WeakLosses | None = None  # ratio 0 builds nothing more: the run is mt's, step for step
@@ -256,7 +259,7 @@ class MultiTaskLoop:
         self.loss_names = [*run.tasks, *(self.weak.names if self.weak is not None else [])]
 
         trainable: nn.Module = _Trainable(
-            self.net, self.criterion, autocast_factory(device, params.runtime.bf16), self.weak
+            self.net, self.criterion, autocast_factory(device, self.bf16), self.weak
         )
         if runtime.distributed:
             trainable = DistributedDataParallel(
@@ -266,14 +269,17 @@ class MultiTaskLoop:
                 is not None,  # a batch without weak samples leaves the head idle
             )
         self.trainable = trainable
-        workers = params.runtime.workers
         train_shards = (
             self.train_set.labelled if isinstance(self.train_set, MixedShardDataset) else self.train_set
         )
-        for dataset in (train_shards, val_set):
-            dataset.check_readers(workers)
-        self.train_loader = _loader(self.train_set, cfg.batch_size, workers, device, drop_last=True)
-        self.val_loader = _loader(val_set, cfg.batch_size, workers, device)
+        workers = {}
+        for name, dataset in (("train", train_shards), ("val", val_set)):
+            workers[name] = loader_workers(
+                params.runtime.workers, device, len(dataset.shards), runtime.world_size
+            )
+            dataset.check_readers(workers[name])
+        self.train_loader = _loader(self.train_set, cfg.batch_size, workers["train"], device, drop_last=True)
+        self.val_loader = _loader(val_set, cfg.batch_size, workers["val"], device)
         self._val: dict[str, Any] = {}
         self._epoch = 0
         self._score = math.inf
@@ -304,13 +310,13 @@ class MultiTaskLoop:
         self.step = int(state["step"])
 
     def train_unit(self, unit: int) -> UnitResult:
-        run, runtime = self.run, self.params.runtime
+        run = self.run
         self.train_set.set_epoch(unit)
         keys: list[str] = []
         train_losses = self._train_epoch(unit, keys)
         val = evaluate_outputs(
             self.net, self.val_loader, run.tasks, self.num_classes, self.runtime.device,
-            normal_kind=self.params.loss.normal, channels_last=runtime.channels_last, bf16=runtime.bf16,
+            normal_kind=self.params.loss.normal, channels_last=self.channels_last, bf16=self.bf16,
         )  # fmt: skip
         if self.scheduler is not None:
             self.scheduler.step()
@@ -344,7 +350,7 @@ class MultiTaskLoop:
         with join:
             for batch in bar:
                 keys += batch["key"]
-                batch = to_device(batch, runtime.device, self.params.runtime.channels_last)
+                batch = to_device(batch, runtime.device, self.channels_last)
                 loss, sums = trainable(batch)
                 check_finite(sums, self.step, epoch, self.run)
                 self.optimizer.zero_grad(set_to_none=True)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from pipeline.checkpoint import load_state_strict
 from pipeline.config import GanParams, Params, training_identity
-from pipeline.data.reader import read_summary, shard_resolution
+from pipeline.data.reader import list_shards, read_summary, shard_resolution
 from pipeline.generators import (
     CHECKPOINT_KIND,
     allocate_labels,
@@ -39,7 +39,7 @@ from pipeline.hashing import shard_set_fingerprint
 from pipeline.metrics.fid import make_extractor
 from pipeline.metrics.reference import load_real_reference
 from pipeline.models.sagan import Discriminator, Generator, SaganConfig, build_sagan
-from pipeline.runtime import runtime_session, seed_everything
+from pipeline.runtime import loader_workers, runtime_session, seed_everything
 from pipeline.train.engine import (
     Engine,
     EngineState,
@@ -173,6 +173,7 @@ def train_gan(params: Params, progress: bool = True, max_steps: int | None = Non
             checkpoint_every=gan.checkpoint_every,
             resume=gan.resume,
             outputs=("samples/step-*.png",),
+            keep_resume_state=True,  # gan.steps may grow: a finished run continues from its last.pt
         )
         return Engine(spec, runtime, progress=progress).train(loop, max_units=max_steps)
 
@@ -199,7 +200,9 @@ class GanLoop:
         extractor = make_extractor(gan.fid_extractor, device)
         seed_everything(gan.seed)
         self.models = build_models(self.config, gan, device)
-        self.batches = RealBatches(real, splits, gan.batch_size, gan.seed, params.runtime.workers)
+        shards = min(len(list_shards(real, split)) for split in splits)
+        workers = loader_workers(params.runtime.workers, device, shards)
+        self.batches = RealBatches(real, splits, gan.batch_size, gan.seed, workers)
         self.step = 0
         self.running: dict[str, float] = {}
         self.seconds = 0.0
