@@ -4,8 +4,8 @@
 
 * **before**: DVC's default link type (``cache.type`` unset: reflink, else copy) and every finished
   run keeping its full ``last.pt`` (``runtime.keep_resume_state=true``), as up to session 6;
-* **after**: the project's ``.dvc/config`` (reflink, hardlink, symlink, copy: the first the file
-  system supports) and finished ``train_mt``/``train_mgm`` runs shrunk to their record.
+* **after**: the project's ``.dvc/config`` (``cache.type: hardlink,symlink,copy``) and finished
+  ``train_mt``/``train_mgm`` runs shrunk to their record.
 
 Each runs in a fresh git + DVC copy of this checkout at the default params (architecture, resolution,
 image counts), with only the lengths cut (``--set`` below): a checkpoint's size depends on the
