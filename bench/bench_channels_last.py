@@ -94,6 +94,7 @@ def main() -> None:
             "model": params.model.model_dump(),
             "step_ms": {name: round(1000 * value, 1) for name, value in medians.items()},
             "speedup_over_fp32": {name: round(medians["fp32"] / value, 3) for name, value in medians.items()},
+            "ratio": round(medians["fp32"] / min(medians.values()), 3),  # the best setting's speed-up
             "rounds_ms": {name: [round(1000 * v, 1) for v in values] for name, values in times.items()},
         },
         args.out,

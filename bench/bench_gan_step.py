@@ -74,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "new_ms_per_image": new["ms_per_image_shown"],
         "image_cost_ratio_new_over_old": round(new["ms_per_image_shown"] / old["ms_per_image_shown"], 3),
     }
+    headline["ratio"] = headline["image_cost_ratio_new_over_old"]
     report("gan_step", {**headline, "settings": results}, args.out)
     return 0
 

@@ -68,6 +68,7 @@ def main() -> None:
         results[str(count)] = {"peak_rss_MB": round(peak_mb, 1), "seconds": round(seconds, 1)}
     first, last = (results[str(c)]["peak_rss_MB"] for c in (args.counts[0], args.counts[-1]))
     results["ratio_peak_last_over_first"] = round(last / first, 3)
+    results["ratio"] = results["ratio_peak_last_over_first"]
     report("shard peak memory", results, args.out)
 
 

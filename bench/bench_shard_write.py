@@ -46,6 +46,7 @@ def main() -> None:
             "shard_MB_per_s": round(megabytes / shard_s, 2),
             "MB_written": round(megabytes, 2),
             "ratio_shard_over_generator": round(shard_rate / generator_rate, 3),
+            "ratio": round(shard_rate / generator_rate, 3),
         },
         args.out,
     )

@@ -95,6 +95,7 @@ def main() -> None:
             "synthesize_images_per_s": round(synth_rate, 1),
             "MB_written": round(megabytes, 2),
             "ratio_synthesize_over_forward": round(synth_rate / forward_rate, 3),
+            "ratio": round(synth_rate / forward_rate, 3),
         },
         args.out,
     )

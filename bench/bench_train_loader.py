@@ -106,6 +106,8 @@ def main() -> None:
         results[f"ratio_loader_{workers}_workers_over_memory"] = round(
             medians[f"loader_{workers}"] / medians["memory"], 3
         )
+    if 0 in args.workers:
+        results["ratio"] = results["ratio_loader_0_workers_over_memory"]
     report("training through the shard loader vs in-memory tensors", results, args.out)
 
 
