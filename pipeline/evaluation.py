@@ -169,31 +169,43 @@ def prediction_grid(
     return grid
 
 
-def primary_metrics(results: Mapping[str, Mapping[str, float]], tasks: Sequence[str]) -> tuple[dict, dict]:
-    """(``{task/metric: value}``, ``{task/metric: lower_is_better}``) of the Δm metrics."""
+def primary_metrics(
+    results: Mapping[str, Mapping[str, float]],
+    tasks: Sequence[str],
+    metric_of: Mapping[str, str] | None = None,
+) -> tuple[dict, dict]:
+    """(``{task/metric: value}``, ``{task/metric: lower_is_better}``) of the Δm metrics: each task's
+    primary metric, or the one ``metric_of`` names for it (all lower-is-better but ``seg``'s)."""
     values, lower = {}, {}
     for task in tasks:
         spec = TASKS[task]
-        key = f"{task}/{spec.primary_metric}"
-        values[key] = results[task][spec.primary_metric]
+        metric = (metric_of or {}).get(task, spec.primary_metric)
+        key = f"{task}/{metric}"
+        values[key] = results[task][metric]
         lower[key] = spec.lower_is_better
     return values, lower
 
 
 DELTA_REFERENCES = {"delta_m": "st", "delta_m_mt": "mt"}
 """Result key -> the variant its Δm is measured against (when that variant was evaluated)."""
+NORMAL_L1_DELTAS = {"delta_m_normal_l1": "st", "delta_m_mt_normal_l1": "mt"}
+"""The same two Δm with the normals' L1 (the paper's "mAD" form) in place of the mean angle."""
 
 
 def with_delta_m(results: Mapping[str, dict[str, Any]], tasks: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Add Δm against ST (``delta_m``) and against MT (``delta_m_mt``) to every variant's results,
-    each when its reference variant is among them."""
+    each when its reference variant is among them; with normals among the tasks, also both with the
+    normals' L1 in place of the angle (``delta_m_normal_l1``, ``delta_m_mt_normal_l1``)."""
     out = {name: dict(value) for name, value in results.items()}
-    for key, reference in DELTA_REFERENCES.items():
+    deltas = [(key, reference, None) for key, reference in DELTA_REFERENCES.items()]
+    if "normal" in tasks:
+        deltas += [(key, reference, {"normal": "l1"}) for key, reference in NORMAL_L1_DELTAS.items()]
+    for key, reference, metric_of in deltas:
         if reference not in results:
             continue
-        ref_values, lower = primary_metrics(results[reference], tasks)
+        ref_values, lower = primary_metrics(results[reference], tasks, metric_of)
         for value in out.values():
-            values, _ = primary_metrics(value, tasks)
+            values, _ = primary_metrics(value, tasks, metric_of)
             value[key] = delta_m(values, ref_values, lower)
     return out
 
@@ -220,7 +232,8 @@ _REPORT_COLUMNS = {
     ],
     "normal": [
         ("mean_angle", "mean° ↓"), ("median_angle", "median° ↓"), ("within_11_25", "<11.25° % ↑"),
-        ("within_22_5", "<22.5° % ↑"), ("within_30", "<30° % ↑"), ("loss", "mean loss ↓"),
+        ("within_22_5", "<22.5° % ↑"), ("within_30", "<30° % ↑"), ("l1", "L1 [0,1] ↓"),
+        ("loss", "mean loss ↓"),
     ],
 }  # fmt: skip
 
@@ -244,15 +257,19 @@ def markdown_report(results: Mapping[str, Mapping[str, Any]], tasks: Sequence[st
             cells = [_fmt(value[task].get(metric)) for metric, _ in columns]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
-    present = [key for key in DELTA_REFERENCES if any(key in value for value in results.values())]
+    names = {key: f"Δm vs {reference.upper()} (%)" for key, reference in DELTA_REFERENCES.items()}
+    names |= {key: f"Δm vs {ref.upper()}, normals L1 (%)" for key, ref in NORMAL_L1_DELTAS.items()}
+    present = [key for key in names if any(key in value for value in results.values())]
     if present:
         metrics = ", ".join(f"{task} {TASKS[task].primary_metric}" for task in tasks)
-        titles = " | ".join(f"Δm vs {DELTA_REFERENCES[key].upper()} (%)" for key in present)
+        titles = " | ".join(names[key] for key in present)
         lines += [
             "## Multi-task performance Δm",
             "",
             f"Δm = (1/T) Σ_t (-1)^l_t (M_t - M_ref,t) / M_ref,t over {metrics}, against the single-task "
-            "networks (ST) and the plain multi-task network (MT); positive = better than the reference.",
+            "networks (ST) and the plain multi-task network (MT); positive = better than the reference. "
+            "The normals-L1 columns use the mean absolute error of normals encoded in [0, 1] instead of "
+            "the mean angle (the form of the MGM paper's normals number).",
             "",
             f"| variant | {titles} |",
             "|---" * (len(present) + 1) + "|",

@@ -33,11 +33,13 @@ def test_evaluate_writes_metrics_grids_and_report(trained):
     assert list(results) == ["trivial", "st", "mt"]
     for name in results:
         detail = json.loads((root / "reports" / "metrics" / f"{name}.json").read_text())
-        assert set(detail) == {"seg", "depth", "normal", "delta_m", "delta_m_mt"}
+        assert set(detail) == {
+            "seg", "depth", "normal", "delta_m", "delta_m_mt", "delta_m_normal_l1", "delta_m_mt_normal_l1"
+        }  # fmt: skip
         assert set(detail["seg"]) == {"miou", "pixel_acc", "loss"}
         assert set(detail["depth"]) == {"mae", "abs_rel", "rmse", "delta1", "loss"}
         assert set(detail["normal"]) == {
-            "mean_angle", "median_angle", "within_11_25", "within_22_5", "within_30", "loss"
+            "mean_angle", "median_angle", "within_11_25", "within_22_5", "within_30", "l1", "loss"
         }  # fmt: skip
         headline = json.loads((root / "metrics" / f"{name}.json").read_text())  # what dvc metrics shows
         assert headline == {
@@ -63,6 +65,13 @@ def test_evaluate_writes_metrics_grids_and_report(trained):
         - (results["st"]["normal"]["mean_angle"] - mt["normal"]["mean_angle"]) / mt["normal"]["mean_angle"]
     ) / 3
     assert results["st"]["delta_m_mt"] == pytest.approx(against_mt)
+    with_l1 = (
+        (results["mt"]["seg"]["miou"] - reference["seg"]["miou"]) / reference["seg"]["miou"]
+        - (results["mt"]["depth"]["mae"] - reference["depth"]["mae"]) / reference["depth"]["mae"]
+        - (results["mt"]["normal"]["l1"] - reference["normal"]["l1"]) / reference["normal"]["l1"]
+    ) / 3
+    assert results["mt"]["delta_m_normal_l1"] == pytest.approx(with_l1)
+    assert results["mt"]["delta_m_mt_normal_l1"] == 0.0 and 0 < results["mt"]["normal"]["l1"] < 1
     for variant in ("st", "mt"):
         grid = Image.open(root / "reports" / "grids" / f"grid_{variant}.png")
         # columns: input + truth/prediction per task; rows: 2 fixed samples; 96 px cells + 2 px gaps

@@ -71,6 +71,8 @@ def test_known_normals_give_known_angles():
     assert result["within_11_25"] == pytest.approx(25.0)
     assert result["within_22_5"] == pytest.approx(25.0)
     assert result["within_30"] == pytest.approx(25.0)
+    # |p - t| / 2 per channel, in the [0, 1] encoding: 0, (1 - s + s) / 6, 2 / 6, 2 / 6 (pred normalised)
+    assert result["l1"] == pytest.approx((0 + 1 / 6 + 1 / 3 + 1 / 3) / 4)
 
 
 def test_normal_median_within_a_bin_of_the_exact_median():

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from pipeline.data.schema import IGNORE_LABEL
@@ -122,7 +123,9 @@ def angular_error_degrees(pred: Tensor, target: Tensor) -> Tensor:
 
 
 class NormalMeter(Meter):
-    """Angular error of normals in degrees: mean, median, and % of pixels within 11.25/22.5/30.
+    """Angular error of normals in degrees: mean, median, and % of pixels within 11.25/22.5/30; and
+    ``l1``, the mean absolute error of the normals encoded in [0, 1] (``(n + 1) / 2``, per channel),
+    the form of the MGM paper's normals number ("mAD", the authors' L1 loss).
 
     The mean and the threshold fractions are exact. The median comes from a histogram of
     ``ANGLE_BIN_DEGREES`` (0.01 degree) bins, so it is within 0.01 degree of the exact median
@@ -137,6 +140,7 @@ class NormalMeter(Meter):
             "n": torch.zeros((), dtype=torch.float64),
             "within": torch.zeros(len(NORMAL_THRESHOLDS), dtype=torch.float64),
             "histogram": torch.zeros(self.bins, dtype=torch.float64),
+            "l1_sum": torch.zeros((), dtype=torch.float64),
         }
 
     def update(self, pred: Tensor, target: Tensor) -> None:
@@ -144,6 +148,8 @@ class NormalMeter(Meter):
         pred, target = pred.detach().cpu(), target.detach().cpu()
         valid = target.ne(0).any(dim=1)
         angles = angular_error_degrees(pred, target)[valid]
+        unit = F.normalize(pred.double(), dim=1)
+        self.state["l1_sum"] += ((unit - target.double()).abs().mean(dim=1) / 2)[valid].sum()
         self.state["sum"] += angles.sum()
         self.state["n"] += angles.numel()
         for index, threshold in enumerate(NORMAL_THRESHOLDS):
@@ -170,10 +176,11 @@ class NormalMeter(Meter):
     def compute(self) -> dict[str, float]:
         n = float(self.state["n"])
         if n == 0:
-            return {"mean_angle": math.nan, "median_angle": math.nan} | {
+            return {"mean_angle": math.nan, "median_angle": math.nan, "l1": math.nan} | {
                 _within_name(t): math.nan for t in NORMAL_THRESHOLDS
             }
         result = {"mean_angle": float(self.state["sum"]) / n, "median_angle": self.median()}
+        result["l1"] = float(self.state["l1_sum"]) / n
         for index, threshold in enumerate(NORMAL_THRESHOLDS):
             result[_within_name(threshold)] = 100.0 * float(self.state["within"][index]) / n
         return result
