@@ -77,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     results = {}
     for name, (rows, metrics) in runs.items():
-        final = {key: metrics[key] for key in ("kid", "fid", "scene_acc", "kimg")}
+        final = {key: metrics[key] for key in ("kid", "fid", "scene_acc")}
+        final["kimg"] = metrics.get("kimg", float(rows[-1]["kimg"]))  # metrics files since session 6: no kimg
         ratio = round(metrics["scene_acc"] / metrics["real_scene_acc"], 3)
         results[name] = {**trend(rows), **final, "scene_acc_over_real": ratio}
     first = next(iter(results.values()))  # the headline: the first run's trend and final values
