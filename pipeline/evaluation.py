@@ -188,8 +188,14 @@ def primary_metrics(
 
 DELTA_REFERENCES = {"delta_m": "st", "delta_m_mt": "mt"}
 """Result key -> the variant its Δm is measured against (when that variant was evaluated)."""
-NORMAL_L1_DELTAS = {"delta_m_normal_l1": "st", "delta_m_mt_normal_l1": "mt"}
-"""The same two Δm with the normals' L1 (the paper's "mAD" form) in place of the mean angle."""
+NORMAL_L1 = {"normal": "l1"}
+DELTA_VARIANTS: dict[str, tuple[str, Mapping[str, str]]] = {
+    **{key: (reference, {}) for key, reference in DELTA_REFERENCES.items()},
+    "delta_m_normal_l1": ("st", NORMAL_L1),
+    "delta_m_mt_normal_l1": ("mt", NORMAL_L1),
+}
+"""Result key -> (reference variant, metric replacing a task's primary one): the two Δm above, and
+both with the normals' L1 (the paper's "mAD" form) in place of the mean angle."""
 
 
 def with_delta_m(results: Mapping[str, dict[str, Any]], tasks: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -197,11 +203,8 @@ def with_delta_m(results: Mapping[str, dict[str, Any]], tasks: Sequence[str]) ->
     each when its reference variant is among them; with normals among the tasks, also both with the
     normals' L1 in place of the angle (``delta_m_normal_l1``, ``delta_m_mt_normal_l1``)."""
     out = {name: dict(value) for name, value in results.items()}
-    deltas = [(key, reference, None) for key, reference in DELTA_REFERENCES.items()]
-    if "normal" in tasks:
-        deltas += [(key, reference, {"normal": "l1"}) for key, reference in NORMAL_L1_DELTAS.items()]
-    for key, reference, metric_of in deltas:
-        if reference not in results:
+    for key, (reference, metric_of) in DELTA_VARIANTS.items():
+        if reference not in results or not set(metric_of) <= set(tasks):
             continue
         ref_values, lower = primary_metrics(results[reference], tasks, metric_of)
         for value in out.values():
@@ -257,8 +260,10 @@ def markdown_report(results: Mapping[str, Mapping[str, Any]], tasks: Sequence[st
             cells = [_fmt(value[task].get(metric)) for metric, _ in columns]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
-    names = {key: f"Δm vs {reference.upper()} (%)" for key, reference in DELTA_REFERENCES.items()}
-    names |= {key: f"Δm vs {ref.upper()}, normals L1 (%)" for key, ref in NORMAL_L1_DELTAS.items()}
+    names = {
+        key: f"Δm vs {reference.upper()}{', normals L1' if metric_of else ''} (%)"
+        for key, (reference, metric_of) in DELTA_VARIANTS.items()
+    }
     present = [key for key in names if any(key in value for value in results.values())]
     if present:
         metrics = ", ".join(f"{task} {TASKS[task].primary_metric}" for task in tasks)
