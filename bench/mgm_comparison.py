@@ -40,6 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.config import Params, load_params
+from pipeline.evaluation import DELTA_VARIANTS, evaluate
 from pipeline.tasks.registry import TASKS
 
 VARIANTS: dict[str, list[str]] = {
@@ -113,8 +114,6 @@ def train_variant(params: Params, variant: str, folder: Path) -> str | None:
 
 
 def evaluate_run(params: Params, folder: Path, checkpoints: dict[str, str]) -> dict[str, Any]:
-    from pipeline.evaluation import evaluate
-
     trained = [variant for variant in ("st", "mt") if (folder / "mt-models" / variant).is_dir()]
     params = params.model_copy(
         update={
@@ -126,9 +125,14 @@ def evaluate_run(params: Params, folder: Path, checkpoints: dict[str, str]) -> d
 
 
 def primary(result: dict[str, Any], tasks: Sequence[str]) -> dict[str, float]:
+    """One results row: each task's primary metric, normals' L1 (the paper's mAD form) and every
+    Δm the evaluation computed (against ST and MT, with the angle and with the L1)."""
     values = {task: float(result[task][TASKS[task].primary_metric]) for task in tasks}
-    if "delta_m" in result:
-        values["delta_m"] = float(result["delta_m"])
+    if "normal" in tasks and "l1" in result["normal"]:
+        values["normal_l1"] = float(result["normal"]["l1"])
+    for key in ("delta_m", *DELTA_VARIANTS):
+        if key in result:
+            values[key] = float(result[key])
     return values
 
 
@@ -210,8 +214,6 @@ def ratio_sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
                 synthesize(params, progress=False)
             if not (run / "mt-models" / "mgm" / "training.json").is_file():
                 train_variants(params, ["mgm"], progress=False)
-            from pipeline.evaluation import evaluate
-
             only_mgm = params.train_mt.model_copy(update={"variants": ["mgm"]})
             no_others = params.evaluate.model_copy(update={"checkpoints": {}})
             params = params.model_copy(update={"train_mt": only_mgm, "evaluate": no_others})

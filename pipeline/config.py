@@ -417,7 +417,15 @@ class MgmParams(_Section):
     )
     g_lr: float | None = Field(None, gt=0, description="G learning rate (null = gan.g_lr)")
     d_lr: float | None = Field(None, gt=0, description="D learning rate (null = gan.d_lr)")
-    d_steps: int = Field(1, ge=1, description="D updates per joint iteration (on the same labelled batch)")
+    d_steps: int = Field(1, ge=1, description="D updates per GAN round (on the same labelled batch)")
+    gan_rounds: int = Field(
+        1,
+        ge=1,
+        description=(
+            "rounds of step 4 per joint iteration, each d_steps D updates then one G + guide + encoder "
+            "update (authors' code: 2; at 1, step 4 is about 42 % of an iteration's time)"
+        ),
+    )
     scene_weight: float = Field(1.0, ge=0, description="scene cross-entropy through R (steps 2 and 5)")
     ssl_weight: float = Field(1.0, ge=0, description="SSL loss (steps 3 and 6)")
     synthetic_per_labelled: float = Field(

@@ -193,3 +193,28 @@ def test_variant_switches_run_and_skip_the_right_steps(root, overrides):
     if overrides == ("mgm.joint=false",):  # the pre-trained SAGAN stays frozen and in eval mode
         assert not models.generator.training
         assert all(torch.equal(v, models.generator.state_dict()[k]) for k, v in generator.items())
+
+
+def _adam_steps(optimizer):
+    """Updates an Adam optimizer has made (its per-parameter step count)."""
+    counts = {int(state["step"]) for state in optimizer.state.values()}
+    assert len(counts) <= 1
+    return counts.pop() if counts else 0
+
+
+@pytest.mark.parametrize("rounds, d_steps", [(1, 1), (2, 1), (2, 2)])
+def test_gan_rounds_give_that_many_d_then_g_rounds_per_iteration(root, rounds, d_steps):
+    """The authors' schedule: ``gan_rounds`` x (``d_steps`` D updates, then one G + guide + encoder step)."""
+    _, models, optimizers, settings, _ = _setup(root, f"mgm.gan_rounds={rounds}", f"mgm.d_steps={d_steps}")
+    ema_before = {k: v.clone() for k, v in models.generator_ema.state_dict().items()}
+    torch.manual_seed(3)
+    for iteration in range(2):
+        stats = joint_iteration(
+            models, optimizers, _batch(root), settings, BatchAugment(32), ("gan",), iteration
+        )
+    assert _adam_steps(optimizers["discriminator"]) == 2 * rounds * d_steps
+    assert _adam_steps(optimizers["generator"]) == 2 * rounds
+    assert _adam_steps(optimizers["guide"]) == 2 * rounds
+    assert set(stats) == {"d_loss", "d_real", "d_fake", "g_loss"}
+    assert all(torch.isfinite(torch.tensor(value)) for value in stats.values())
+    assert any(not torch.equal(v, models.generator_ema.state_dict()[k]) for k, v in ema_before.items())

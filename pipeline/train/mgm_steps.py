@@ -3,8 +3,9 @@
 1. ``dense``: the dense task losses update the encoder and the decoders.
 2. ``scene_real``: R on M's predictions of the real batch; scene cross-entropy updates R and the encoder.
 3. ``ssl_real``: SimCLR (or reconstruction) on the real images updates the encoder and the SSL head.
-4. ``gan``: D step(s) on real vs ``G(z + proj(E(x)), scene)``; then a G step updates G, the guide
-   projection and the encoder (train_gan's hinge loss, DiffAugment and instance noise).
+4. ``gan``: ``mgm.gan_rounds`` rounds of D step(s) on real vs ``G(z + proj(E(x)), scene)``, then a G
+   step that updates G, the guide projection and the encoder (train_gan's hinge loss, DiffAugment and
+   instance noise). The authors' code runs 2 rounds.
 5. ``scene_weak``: scene cross-entropy of R (frozen) on M's predictions of the weak images updates
    the encoder only.
 6. ``ssl_weak``: the SSL loss on the weak images updates the encoder and the SSL head.
@@ -59,6 +60,7 @@ class StepSettings:
     scene_weight: float
     ssl_weight: float
     d_steps: int
+    gan_rounds: int
     diffaugment: tuple[str, ...]
     instance_noise: float
     ema_decay: float
@@ -73,6 +75,7 @@ class StepSettings:
             scene_weight=cfg.scene_weight,
             ssl_weight=cfg.ssl_weight,
             d_steps=cfg.d_steps,
+            gan_rounds=cfg.gan_rounds,
             diffaugment=tuple(gan.diffaugment),
             instance_noise=gan.instance_noise,
             ema_decay=gan.ema_decay,
@@ -229,36 +232,42 @@ def step_gan(
     optimizers: JointOptimizers,
     batch: Mapping[str, Any],
     settings: StepSettings,
-    step: int,
+    iteration: int,
 ) -> dict[str, float]:
-    """Step 4: ``d_steps`` D updates on real vs guided fakes, then one G update (G, guide, encoder)."""
+    """Step 4: ``gan_rounds`` rounds (the authors' code: 2) of ``d_steps`` D updates on real vs guided
+    fakes, then one G update (G, guide, encoder) and one EMA update; the losses are round means."""
     guided = models.guided()
     assert guided is not None and models.discriminator is not None
+    assert models.generator is not None and models.generator_ema is not None
     discriminator = models.discriminator
     images, labels = batch["rgb"], batch["scene"]
     real = to_gan_range(images)
     latent = guided.config.latent_dim
     policy, noise = settings.diffaugment, settings.instance_noise
-    stats = {"d_loss": 0.0, "d_real": 0.0, "d_fake": 0.0}
+    rounds = settings.gan_rounds
+    d_updates = rounds * settings.d_steps
+    stats = {"d_loss": 0.0, "d_real": 0.0, "d_fake": 0.0, "g_loss": 0.0}
     with updating(models, STEP_PARTS["gan"]):
-        for _ in range(settings.d_steps):
-            with gradients_for(models, ("discriminator",)):
-                with torch.no_grad():
-                    z = torch.randn(len(labels), latent, device=real.device)
-                    fake = guided(z, labels, models.net.features(images))
-                loss_d, logits = discriminator_loss(discriminator, real, fake, labels, policy, noise)
-                apply_update(loss_d, optimizers, ("discriminator",))
-            stats["d_loss"] += float(loss_d.detach()) / settings.d_steps
-            stats["d_real"] += logits["d_real"] / settings.d_steps
-            stats["d_fake"] += logits["d_fake"] / settings.d_steps
-        with gradients_for(models, ("generator", "guide", "encoder")):
-            z = torch.randn(len(labels), latent, device=real.device)
-            fake = guided(z, labels, models.net.features(images))
-            loss_g = generator_loss(discriminator, fake, labels, policy, noise)
-            apply_update(loss_g, optimizers, ("generator", "guide", "encoder"))
-    assert models.generator is not None and models.generator_ema is not None
-    update_ema(models.generator_ema, models.generator, ema_decay_at(step, settings.ema_decay))
-    return {**stats, "g_loss": float(loss_g.detach())}
+        for gan_round in range(rounds):
+            for _ in range(settings.d_steps):
+                with gradients_for(models, ("discriminator",)):
+                    with torch.no_grad():
+                        z = torch.randn(len(labels), latent, device=real.device)
+                        fake = guided(z, labels, models.net.features(images))
+                    loss_d, logits = discriminator_loss(discriminator, real, fake, labels, policy, noise)
+                    apply_update(loss_d, optimizers, ("discriminator",))
+                stats["d_loss"] += float(loss_d.detach()) / d_updates
+                stats["d_real"] += logits["d_real"] / d_updates
+                stats["d_fake"] += logits["d_fake"] / d_updates
+            with gradients_for(models, ("generator", "guide", "encoder")):
+                z = torch.randn(len(labels), latent, device=real.device)
+                fake = guided(z, labels, models.net.features(images))
+                loss_g = generator_loss(discriminator, fake, labels, policy, noise)
+                apply_update(loss_g, optimizers, ("generator", "guide", "encoder"))
+            stats["g_loss"] += float(loss_g.detach()) / rounds
+            g_update = iteration * rounds + gan_round  # the EMA warm-up counts G updates
+            update_ema(models.generator_ema, models.generator, ema_decay_at(g_update, settings.ema_decay))
+    return stats
 
 
 WeakSource = Callable[[int], tuple[Tensor, Tensor]]
