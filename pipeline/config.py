@@ -418,6 +418,14 @@ class MgmParams(_Section):
     g_lr: float | None = Field(None, gt=0, description="G learning rate (null = gan.g_lr)")
     d_lr: float | None = Field(None, gt=0, description="D learning rate (null = gan.d_lr)")
     d_steps: int = Field(1, ge=1, description="D updates per GAN round (on the same labelled batch)")
+    bn_mode: Literal["authors", "dense", "recalibrate"] = Field(
+        "authors",
+        description=(
+            "M's batch-norm running statistics: authors (every pass updates them, SimCLR views and "
+            "weak images too) | dense (only the dense step's passes) | recalibrate (recomputed from "
+            "the clean labelled train images before each validation)"
+        ),
+    )
     gan_rounds: int = Field(
         1,
         ge=1,

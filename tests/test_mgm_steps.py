@@ -218,3 +218,56 @@ def test_gan_rounds_give_that_many_d_then_g_rounds_per_iteration(root, rounds, d
     assert set(stats) == {"d_loss", "d_real", "d_fake", "g_loss"}
     assert all(torch.isfinite(torch.tensor(value)) for value in stats.values())
     assert any(not torch.equal(v, models.generator_ema.state_dict()[k]) for k, v in ema_before.items())
+
+
+def _m_statistics(models):
+    """M's batch-norm buffers (encoder and decoders), cloned."""
+    return {
+        f"{part}.{name}": value.clone()
+        for part in ("encoder", "decoders")
+        for name, value in models.parts()[part].named_buffers()
+    }
+
+
+@pytest.mark.parametrize("mode", ["dense", "authors"])
+def test_in_dense_mode_only_the_dense_step_moves_m_batch_norm_statistics(root, mode):
+    """bn_mode dense: a full iteration leaves M's statistics as the dense step alone leaves them;
+    authors: the other steps' passes (views, weak images, the guide) move them further."""
+    runs = []
+    for steps in (STEPS, ("dense",)):
+        _, models, optimizers, settings, _ = _setup(root, f"mgm.bn_mode={mode}")
+        torch.manual_seed(4)
+        joint_iteration(models, optimizers, _batch(root), settings, BatchAugment(32), steps, 0)
+        runs.append(_m_statistics(models))
+    full, dense_only = runs
+    assert any("running_mean" in key for key in full)
+    same = all(torch.equal(full[key], dense_only[key]) for key in full)
+    assert same == (mode == "dense")
+
+
+def test_recalibrate_computes_statistics_from_the_given_images_only(root):
+    from pipeline.train.bn_statistics import batch_norms, recalibrate
+
+    _, models, optimizers, settings, _ = _setup(root, "mgm.bn_mode=recalibrate")
+    torch.manual_seed(5)
+    joint_iteration(models, optimizers, _batch(root), settings, BatchAugment(32), STEPS, 0)
+    net = models.net.eval()
+    first = batch_norms(net.encoder)[0]
+    seen = []
+    hook = first.register_forward_pre_hook(lambda _module, args: seen.append(args[0].detach().clone()))
+    images = [_batch(root, 0)["rgb"], _batch(root, 4)["rgb"]]
+    with torch.no_grad():
+        net(torch.cat(images))  # eval mode: the first layer's input does not depend on any statistics
+    expected_mean = seen[0].mean(dim=(0, 2, 3))
+    hook.remove()
+    for corrupt in (0.0, 50.0):  # the result does not depend on the statistics before
+        with torch.no_grad():
+            for layer in batch_norms(net):
+                layer.running_mean.fill_(corrupt)
+        assert recalibrate(net, images) == 8
+        assert torch.allclose(first.running_mean, expected_mean, atol=1e-5)
+        assert not net.training and all(layer.momentum == 0.1 for layer in batch_norms(net))
+        if corrupt == 0.0:
+            reference = {k: v.clone() for k, v in net.state_dict().items()}
+        else:
+            assert all(torch.allclose(v, reference[k], atol=1e-5) for k, v in net.state_dict().items())

@@ -203,3 +203,27 @@ def test_a_joint_run_that_would_take_no_step_is_refused(root):
     with pytest.raises(TrainingError, match=r"holds 12 samples, fewer than mgm\.batch_size \(16\)"):
         train_mgm(mgm_params(root, "nostep", "mgm.batch_size=16"), progress=False)
     assert not (root / "nostep" / "last.pt").exists()
+
+
+def test_recalibrate_mode_validates_and_saves_statistics_of_the_clean_labelled_images(root):
+    """bn_mode recalibrate: the best.pt M carries statistics recomputed from the labelled train
+    images (in order, no augmentation), whatever passes the epoch made."""
+    from pipeline.train.bn_statistics import batch_norms, recalibrate
+
+    params = mgm_params(root, "recalibrated", "mgm.bn_mode=recalibrate", "mgm.epochs=1")
+    train_mgm(params, progress=False)
+    tasks = list(params.model.tasks)
+    saved = load_trained(root / "recalibrated" / "best.pt", tasks, lambda t, c: build_model(params, t, c), 13)
+    again = load_trained(root / "recalibrated" / "best.pt", tasks, lambda t, c: build_model(params, t, c), 13)
+    for layer in batch_norms(again):
+        layer.reset_running_stats()
+    items = list(ShardDataset(root / "real", "train", dense=()))
+    batches = [torch.stack([item["rgb"] for item in items[i : i + 4]]) for i in range(0, len(items) - 3, 4)]
+    assert recalibrate(again, batches) == 12
+    for key, value in saved.state_dict().items():
+        assert torch.allclose(value.float(), again.state_dict()[key].float(), atol=1e-5), key
+    authors = train_mgm(mgm_params(root, "authors_bn", "mgm.epochs=1"), progress=False)
+    assert authors["epochs_done"] == 1
+    other = load_trained(root / "authors_bn" / "best.pt", tasks, lambda t, c: build_model(params, t, c), 13)
+    first = batch_norms(other)[0].running_mean
+    assert not torch.allclose(first, batch_norms(saved)[0].running_mean, atol=1e-5)

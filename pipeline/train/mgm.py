@@ -44,6 +44,7 @@ from pipeline.hashing import file_sha256, shard_set_fingerprint
 from pipeline.inference import evaluate_outputs, fixed_samples, to_device
 from pipeline.progress import progress_bar
 from pipeline.runtime import loader_workers, runtime_session
+from pipeline.train.bn_statistics import recalibrate
 from pipeline.train.builders import selection_score
 from pipeline.train.engine import (
     COMPLETE_MARKER,
@@ -173,6 +174,10 @@ class MgmLoop:
         workers = loader_workers(params.runtime.workers, device, len(self.train_set.shards))
         self.train_set.check_readers(workers)
         self.val_loader = DataLoader(ShardDataset(real, "val"), batch_size=cfg.batch_size, collate_fn=collate)
+        self.clean_loader: DataLoader | None = None  # bn_mode recalibrate: labelled images, in order
+        if cfg.bn_mode == "recalibrate":
+            clean = ShardDataset(real, "train", dense=())
+            self.clean_loader = DataLoader(clean, cfg.batch_size, collate_fn=collate, drop_last=True)
         self.loader = DataLoader(
             self.train_set, batch_size=cfg.batch_size, num_workers=workers, collate_fn=collate,
             drop_last=True, pin_memory=device.type == "cuda",
@@ -233,6 +238,8 @@ class MgmLoop:
             self.weak_source.set_epoch(unit)
         started = time.perf_counter()
         means = self._train_epoch(unit)
+        if self.clean_loader is not None:
+            recalibrate(self.models.net, (batch["rgb"].to(self.device) for batch in self.clean_loader))
         val = evaluate_outputs(
             self.models.net, self.val_loader, list(params.model.tasks), self.num_classes, self.device,
             normal_kind=params.loss.normal,

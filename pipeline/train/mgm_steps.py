@@ -50,6 +50,9 @@ STEP_PARTS: dict[str, tuple[str, ...]] = {
 }
 """The parts each step updates (its optimizers); every other part is left untouched."""
 
+M_PARTS = ("encoder", "decoders")
+"""The parts of the multi-task network M (whose batch-norm statistics evaluation uses)."""
+
 
 @dataclass(frozen=True)
 class StepSettings:
@@ -61,6 +64,7 @@ class StepSettings:
     ssl_weight: float
     d_steps: int
     gan_rounds: int
+    bn_mode: str
     diffaugment: tuple[str, ...]
     instance_noise: float
     ema_decay: float
@@ -76,11 +80,17 @@ class StepSettings:
             ssl_weight=cfg.ssl_weight,
             d_steps=cfg.d_steps,
             gan_rounds=cfg.gan_rounds,
+            bn_mode=cfg.bn_mode,
             diffaugment=tuple(gan.diffaugment),
             instance_noise=gan.instance_noise,
             ema_decay=gan.ema_decay,
             weak_per_labelled=cfg.synthetic_per_labelled,
         )
+
+    def kept_statistics(self, step: str) -> tuple[str, ...]:
+        """Parts whose batch-norm statistics ``step`` must leave as they were: M's, in every step but
+        ``dense`` when ``bn_mode`` is ``dense``."""
+        return M_PARTS if self.bn_mode == "dense" and step != "dense" else ()
 
     def weak_count(self, batch_size: int) -> int:
         """Weak images per iteration: ``weak_per_labelled`` x the batch, at least 2 (batch norm, SimCLR)."""
@@ -123,10 +133,18 @@ def gradients_for(models: JointModels, trained: Sequence[str]) -> Iterator[None]
 
 
 @contextmanager
-def updating(models: JointModels, trained: Sequence[str]) -> Iterator[None]:
+def updating(
+    models: JointModels, trained: Sequence[str], keep_statistics: Sequence[str] = ()
+) -> Iterator[None]:
     """:func:`gradients_for` ``trained``, and the other parts' buffers (batch-norm statistics,
-    spectral-norm vectors) restored on exit, so only the ``trained`` parts change."""
-    others = {name: module for name, module in models.parts().items() if name not in trained}
+    spectral-norm vectors) restored on exit, so only the ``trained`` parts change. The buffers of
+    the parts in ``keep_statistics`` are restored too although their parameters train (``bn_mode``
+    ``dense``)."""
+    others = {
+        name: module
+        for name, module in models.parts().items()
+        if name not in trained or name in keep_statistics
+    }
     saved = {name: [b.detach().clone() for b in module.buffers()] for name, module in others.items()}
     try:
         with gradients_for(models, trained):
@@ -185,7 +203,7 @@ def _scene_step(
 ) -> dict[str, float]:
     """Scene cross-entropy of R on M's predictions, applied to the parts ``STEP_PARTS[name]`` names."""
     assert models.refinement is not None
-    with updating(models, STEP_PARTS[name]):
+    with updating(models, STEP_PARTS[name], settings.kept_statistics(name)):
         logits = models.refinement(models.net(images))
         loss = settings.scene_weight * F.cross_entropy(logits, labels)
         apply_update(loss, optimizers, STEP_PARTS[name])
@@ -208,7 +226,7 @@ def _ssl_step(
     augment: BatchAugment,
     name: str,
 ) -> dict[str, float]:
-    with updating(models, STEP_PARTS[name]):
+    with updating(models, STEP_PARTS[name], settings.kept_statistics(name)):
         loss = settings.ssl_weight * ssl_loss(
             settings.ssl, models.net, models.ssl_head, images, augment, settings.temperature
         )
@@ -247,7 +265,7 @@ def step_gan(
     rounds = settings.gan_rounds
     d_updates = rounds * settings.d_steps
     stats = {"d_loss": 0.0, "d_real": 0.0, "d_fake": 0.0, "g_loss": 0.0}
-    with updating(models, STEP_PARTS["gan"]):
+    with updating(models, STEP_PARTS["gan"], settings.kept_statistics("gan")):
         for gan_round in range(rounds):
             for _ in range(settings.d_steps):
                 with gradients_for(models, ("discriminator",)):
