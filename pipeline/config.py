@@ -442,8 +442,21 @@ class MgmParams(_Section):
         description="weak images drawn per labelled image in each joint iteration (steps 5-6): the joint "
         "loop's own ratio, so that a mix.synthetic_ratio sweep does not retrain the joint loop",
     )
-    refinement_width: int = Field(32, ge=1, description="R: channels of each per-task conv encoder")
+    refinement_arch: Literal["small", "resnet"] = Field(
+        "small",
+        description=(
+            "R's per-task encoder: small (3 stride-2 convs) | resnet (the authors': 5x5 stem, 3/4/3 "
+            "residual blocks at 1x/2x/4x refinement_width; authors' width 48, hidden 128)"
+        ),
+    )
+    refinement_width: int = Field(
+        32, ge=1, description="R: channels of each per-task encoder (resnet: of its first stage)"
+    )
     refinement_hidden: int = Field(256, ge=1, description="R: hidden units of its FC layers")
+    refinement_input: Literal["probabilities", "logits"] = Field(
+        "probabilities",
+        description="what R sees of M's segmentation: softmax probabilities | logits (authors')",
+    )
     sample_every: int = _free(
         100, "grid of G (rows: scenes, columns: guide image + latent) every N iterations", ge=1
     )

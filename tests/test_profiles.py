@@ -121,11 +121,17 @@ def test_the_paper_profile_trains_at_toy_size_on_cpu(tmp_path):
 
     lengths = {"train_mt.epochs": 1, "gan.steps": 1, "mgm.epochs": 1}
     profile = {key: value for key, value in read_profile(REPO_ROOT, "paper-gpu").items() if not is_size(key)}
-    assert {"model.encoder", "model.decoder_channels", "gan.g_width", "gan.d_steps"} <= set(profile)
+    assert {"model.encoder", "model.decoder_channels", "gan.g_width", "gan.d_steps", "mgm.gan_rounds",
+            "mgm.refinement_arch"} <= set(profile)  # fmt: skip
     project = tiny_project(tmp_path, train=16, label_fraction=0.75, per_shard=4)
     overrides = [*as_overrides({**profile, **lengths}), "train_mt.variants=[mt]"]
     params = project.params(*overrides)
     assert params.model.decoder_channels == [256, 128, 64, 48, 32] and params.gan.g_width == 64
+    assert (params.mgm.refinement_arch, params.mgm.refinement_width, params.mgm.gan_rounds) == (
+        "resnet",
+        48,
+        2,
+    )
     assert train_mt(params, "mt", progress=False)["mt"]["epochs_done"] == 1
     assert train_gan(params, progress=False)["steps"] == 1
     assert train_mgm(project.params(*overrides, "mgm.weak=real"), progress=False)["epochs_done"] == 1

@@ -78,6 +78,8 @@ def test_config_and_bad_arguments():
         "num_scenes": 3,
         "width": 4,
         "hidden": 8,
+        "arch": "small",
+        "seg_input": "probabilities",
     }
     with pytest.raises(ParamsError, match=r"model\.tasks: unknown task 'edges'"):
         RefinementNet(["edges"], 5, 3)
@@ -85,6 +87,10 @@ def test_config_and_bad_arguments():
         RefinementNet([], 5, 3)
     with pytest.raises(ValueError, match=r"width \(0\)"):
         RefinementNet(["seg"], 5, 3, width=0)
+    with pytest.raises(ValueError, match=r"unknown arch 'vit' \(known: small, resnet\)"):
+        RefinementNet(["seg"], 5, 3, arch="vit")
+    with pytest.raises(ValueError, match=r"unknown seg_input 'argmax'"):
+        RefinementNet(["seg"], 5, 3, seg_input="argmax")
 
 
 def test_scene_loss_trains_r_and_reaches_m_encoder():
@@ -148,3 +154,52 @@ def test_load_errors_name_the_mismatch():
         load_refinement({"config": {**entry["config"], "tasks": ["edges"]}, "state": {}}, "cpu")
     with pytest.raises(CheckpointError, match=r"expected a dict with 'config' and 'state'"):
         load_refinement({"state": entry["state"]}, "cpu")
+
+
+def test_the_authors_resnet_r_has_their_widths_and_fc_sizes():
+    """resnet at width 48, hidden 128: per task a 5x5 stem and 3/4/3 residual blocks at 48/96/192,
+    pooled to 192 each, FC 576 -> 128 -> scenes for three tasks; any input size."""
+    torch.manual_seed(0)
+    net = RefinementNet(TASKS, NUM_CLASSES, NUM_SCENES, width=48, hidden=128, arch="resnet")
+    encoder = net.encoders["depth"]
+    assert encoder[0].kernel_size == (5, 5) and encoder[0].stride == (2, 2)
+    blocks = [layer for layer in encoder if layer.__class__.__name__ == "BasicBlock"]
+    assert [block.body[0].out_channels for block in blocks] == [48] * 3 + [96] * 4 + [192] * 3
+    assert [block.body[0].stride[0] for block in blocks] == [1, 1, 1, 2, 1, 1, 1, 2, 1, 1]
+    assert (net.classifier[0].in_features, net.classifier[0].out_features) == (576, 128)
+    assert net.classifier[2].out_features == NUM_SCENES
+    small = RefinementNet(TASKS, NUM_CLASSES, NUM_SCENES)
+    count = lambda model: sum(p.numel() for p in model.parameters())  # noqa: E731
+    assert count(net) > 10 * count(small)
+    for size in (32, 64):
+        assert net.eval()(random_predictions(2, size)).shape == (2, NUM_SCENES)
+
+
+def test_logits_input_sees_what_a_softmax_hides():
+    """seg_input logits (the authors'): a constant shift, invisible to a softmax, changes R's output."""
+    torch.manual_seed(0)
+    net = RefinementNet(TASKS, NUM_CLASSES, NUM_SCENES, width=8, hidden=16, seg_input="logits").eval()
+    predictions = random_predictions(2, 32)
+    shifted = {**predictions, "seg": predictions["seg"] + 7.0}
+    with torch.no_grad():
+        assert not torch.allclose(net(shifted), net(predictions), atol=1e-3)
+
+
+@pytest.mark.parametrize("arch, seg_input", [("resnet", "logits"), ("small", "probabilities")])
+def test_each_architecture_round_trips_and_old_entries_still_load(tmp_path, arch, seg_input):
+    torch.manual_seed(0)
+    net = RefinementNet(TASKS, NUM_CLASSES, NUM_SCENES, width=4, hidden=8, arch=arch, seg_input=seg_input)
+    net(random_predictions(4, 32))
+    net.eval()
+    path = tmp_path / "r.pt"
+    torch.save({"refinement": refinement_entry(net)}, path)
+    loaded = load_refinement(torch.load(path, weights_only=True)["refinement"]).eval()
+    assert loaded.config == net.config
+    predictions = random_predictions(2, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(predictions), net(predictions))
+    if arch == "small":  # an entry written before arch and seg_input existed means small + probabilities
+        entry = refinement_entry(net)
+        old = {"config": {k: v for k, v in entry["config"].items() if k not in ("arch", "seg_input")},
+               "state": entry["state"]}  # fmt: skip
+        assert load_refinement(old).config == net.config

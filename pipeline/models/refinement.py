@@ -1,9 +1,15 @@
 """The refinement network R: M's dense predictions -> scene logits.
 
-Each task's prediction goes through its own small conv encoder (three stride-2 3x3 conv + BN +
-ReLU stages at ``width`` channels, then global average pooling), the pooled vectors are
-concatenated and two fully connected layers give the scene logits. Segmentation logits are turned
-into class probabilities (softmax) first. Works at any input size (32..256 px and beyond).
+Each task's prediction goes through its own conv encoder, the pooled vectors are concatenated and
+two fully connected layers give the scene logits. Two encoders (``arch``):
+
+* ``small``: three stride-2 3x3 conv + BN + ReLU stages at ``width`` channels, global average pooling;
+* ``resnet``: the authors' size, a 5x5 stride-2 stem and three stages of basic residual blocks
+  (3, 4, 3 blocks at ``width``, 2x and 4x ``width`` channels, the later two starting at stride 2);
+  at width 48 and hidden 128 it is their 48/96/192 encoder and FC 576 -> 128 -> scenes for 3 tasks.
+
+Segmentation enters as class probabilities (softmax of M's logits, ``seg_input="probabilities"``) or
+as the logits themselves (``"logits"``, the authors'). Works at any input size (32..256 px and beyond).
 
 Checkpoint entries (:func:`refinement_entry`) are plain dicts of numbers, strings, lists and
 tensors, so they load with ``torch.load(weights_only=True)``.
@@ -22,6 +28,11 @@ from pipeline.tasks.registry import task_spec
 
 ENCODER_STAGES = 3
 CONFIG_KEYS = ("tasks", "num_classes", "num_scenes", "width", "hidden")
+OPTIONAL_CONFIG = {"arch": "small", "seg_input": "probabilities"}
+"""Config keys that checkpoints written before they existed lack, with the value those meant."""
+ARCHS = ("small", "resnet")
+SEG_INPUTS = ("probabilities", "logits")
+RESNET_BLOCKS = (3, 4, 3)
 
 
 def task_encoder(in_channels: int, width: int) -> nn.Sequential:
@@ -39,6 +50,46 @@ def task_encoder(in_channels: int, width: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class BasicBlock(nn.Module):
+    """Two 3x3 conv + BN with a residual connection (a 1x1 conv + BN where the shape changes)."""
+
+    def __init__(self, in_channels: int, channels: int, stride: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, channels, 1, stride=stride, bias=False), nn.BatchNorm2d(channels)
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+def residual_task_encoder(in_channels: int, width: int) -> nn.Sequential:
+    """The authors' per-task encoder: 5x5 stride-2 stem, then (3, 4, 3) basic blocks at ``width``,
+    ``2 width``, ``4 width`` channels, then global average pooling (``4 width`` features)."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_channels, width, 5, stride=2, padding=2, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+    ]
+    channels = width
+    for stage, blocks in enumerate(RESNET_BLOCKS):
+        out = width * 2**stage
+        for block in range(blocks):
+            layers.append(BasicBlock(channels, out, 2 if stage and not block else 1))
+            channels = out
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return nn.Sequential(*layers)
+
+
 class RefinementNet(nn.Module):
     """R: ``{task: prediction}`` -> scene logits ``(B, num_scenes)``."""
 
@@ -49,10 +100,18 @@ class RefinementNet(nn.Module):
         num_scenes: int,
         width: int = 32,
         hidden: int = 256,
+        arch: str = "small",
+        seg_input: str = "probabilities",
     ) -> None:
         super().__init__()
         if not tasks:
             raise ValueError("RefinementNet needs at least one task")
+        if arch not in ARCHS:
+            raise ValueError(f"RefinementNet: unknown arch {arch!r} (known: {', '.join(ARCHS)})")
+        if seg_input not in SEG_INPUTS:
+            raise ValueError(
+                f"RefinementNet: unknown seg_input {seg_input!r} (known: {', '.join(SEG_INPUTS)})"
+            )
         if min(num_classes, num_scenes, width, hidden) < 1:
             raise ValueError(
                 f"RefinementNet: num_classes ({num_classes}), num_scenes ({num_scenes}), width ({width}) "
@@ -63,12 +122,17 @@ class RefinementNet(nn.Module):
         self.num_scenes = num_scenes
         self.width = width
         self.hidden = hidden
+        self.arch = arch
+        self.seg_input = seg_input
         self.in_channels = {task: task_spec(task).channels(num_classes) for task in self.tasks}
+        build, features = (task_encoder, width) if arch == "small" else (residual_task_encoder, 4 * width)
         self.encoders = nn.ModuleDict(
-            {task: task_encoder(channels, width) for task, channels in self.in_channels.items()}
+            {task: build(channels, width) for task, channels in self.in_channels.items()}
         )
         self.classifier = nn.Sequential(
-            nn.Linear(width * len(self.tasks), hidden), nn.ReLU(inplace=True), nn.Linear(hidden, num_scenes)
+            nn.Linear(features * len(self.tasks), hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, num_scenes),
         )
 
     @property
@@ -80,6 +144,8 @@ class RefinementNet(nn.Module):
             "num_scenes": self.num_scenes,
             "width": self.width,
             "hidden": self.hidden,
+            "arch": self.arch,
+            "seg_input": self.seg_input,
         }
 
     def forward(self, predictions: Mapping[str, Tensor]) -> Tensor:
@@ -98,7 +164,9 @@ class RefinementNet(nn.Module):
                 f"refinement network: {task} prediction has shape {tuple(prediction.shape)}, "
                 f"expected B x {expected} x H x W"
             )
-        return torch.softmax(prediction, dim=1) if task == "seg" else prediction
+        if task == "seg" and self.seg_input == "probabilities":
+            return torch.softmax(prediction, dim=1)
+        return prediction
 
 
 def refinement_entry(net: RefinementNet) -> dict[str, Any]:
@@ -113,9 +181,9 @@ def load_refinement(
     if not isinstance(entry, Mapping) or "config" not in entry or "state" not in entry:
         found = sorted(entry) if isinstance(entry, Mapping) else type(entry).__name__
         raise CheckpointError(f"{where}: expected a dict with 'config' and 'state', found {found}")
-    config = entry["config"]
+    config = {**OPTIONAL_CONFIG, **entry["config"]}
     missing = [key for key in CONFIG_KEYS if key not in config]
-    unexpected = sorted(set(config) - set(CONFIG_KEYS))
+    unexpected = sorted(set(config) - set(CONFIG_KEYS) - set(OPTIONAL_CONFIG))
     if missing or unexpected:
         raise CheckpointError(f"{where}: config has missing keys {missing}, unexpected keys {unexpected}")
     try:

@@ -181,8 +181,9 @@ def build_joint_models(
     models = JointModels(net=net, criterion=build_loss(params, tasks))
     if cfg.refinement:
         models.refinement = RefinementNet(
-            tasks, num_classes, len(scene_names), cfg.refinement_width, cfg.refinement_hidden
-        )
+            tasks, num_classes, len(scene_names), cfg.refinement_width, cfg.refinement_hidden,
+            arch=cfg.refinement_arch, seg_input=cfg.refinement_input,
+        )  # fmt: skip
     models.ssl_head = build_ssl_head(cfg.ssl, net.feature_channels, resolution, params.ssl.dim)
     if uses_generator(params):
         _attach_gan(models, params, scene_names, resolution)
