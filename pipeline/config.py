@@ -488,13 +488,29 @@ class MixParams(_Section):
     )
     refinement: str = Field(
         "models/mgm/best.pt",
-        description="train_mgm checkpoint whose frozen R gives the scene loss on weak samples",
+        description="train_mgm checkpoint whose R (and SSL head) the scene loss (and SSL) start from",
+    )
+    real_steps: bool = Field(
+        True,
+        description=(
+            "also MGM's steps 2-3 on the labelled samples (R trains on M's predictions of real images, "
+            "SSL on real images; the authors' MGM-light); false: R frozen, losses on weak samples only"
+        ),
+    )
+    auxiliary_init: Literal["checkpoint", "fresh"] = Field(
+        "checkpoint",
+        description=(
+            "R and the SSL head start from mix.refinement's checkpoint | fresh (R as mgm.refinement_*; "
+            "needs real_steps, a fresh frozen R would say nothing)"
+        ),
     )
     scene_weight: float = Field(
-        1.0, ge=0, description="scene cross-entropy through the frozen R on weak samples"
+        1.0, ge=0, description="scene cross-entropy of R (frozen on weak samples, trained on labelled ones)"
     )
-    ssl: Literal["simclr", "recon", "none"] = Field("simclr", description="self-supervision on weak samples")
-    ssl_weight: float = Field(1.0, ge=0, description="weight of the SSL loss on weak samples")
+    ssl: Literal["simclr", "recon", "none"] = Field(
+        "simclr", description="self-supervision on weak samples (and labelled ones with real_steps)"
+    )
+    ssl_weight: float = Field(1.0, ge=0, description="weight of the SSL losses")
 
 
 class FlowParams(_Section):

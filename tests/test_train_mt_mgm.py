@@ -21,6 +21,7 @@ from pipeline.models.refinement import RefinementNet, refinement_entry
 from pipeline.train.builders import build_model, model_runs
 from pipeline.train.engine import COMPLETE_MARKER
 from pipeline.train.multitask import run_fingerprint, train_mt
+from pipeline.train.ssl import build_ssl_head
 from pipeline.train.weak_losses import build_weak_losses
 from stages.train_mt import main as train_mt_main
 from tests._tiny import mt_params
@@ -48,7 +49,12 @@ def root(tmp_path_factory):
     scenes = read_summary(root / "real")["scene_names"]
     torch.manual_seed(0)
     refinement = RefinementNet(["seg", "depth", "normal"], 13, len(scenes), width=4, hidden=8)
-    save_checkpoint({"refinement": refinement_entry(refinement), "scene_names": scenes}, root / "r.pt")
+    channels = build_model(_params(root, "fixture"), ["seg", "depth", "normal"], 13).feature_channels
+    head = build_ssl_head("simclr", channels, 32, 8)
+    save_checkpoint(
+        {"refinement": refinement_entry(refinement), "scene_names": scenes, "ssl_head": head.state_dict()},
+        root / "r.pt",
+    )
     return root
 
 
@@ -111,6 +117,11 @@ def test_mixed_run_trains_on_weak_samples_through_the_stage(root, tmp_path):
     assert set(last["ssl_head"]) == {"project.weight", "project.bias"}
     for row in last["engine"]["history"]:
         assert row["train_scene_loss"] > 0 and row["train_ssl_loss"] > 0
+        assert row["train_scene_real_loss"] > 0 and row["train_ssl_real_loss"] > 0
+    # R trained on M's predictions of the labelled samples (mix.real_steps): it moved from r.pt's R
+    r_start = load_checkpoint(root / "r.pt")["refinement"]["state"]
+    moved = [k for k, v in last["refinement"].items() if not torch.equal(v, r_start[k])]
+    assert any(".weight" in k for k in moved)
     labelled, weak = _keys_of(root / "real", "train"), _keys_of(root / "real", "weak")
     for epoch in (1, 2):
         keys = (tmp_path / "keys" / f"mgm-mgm-epoch{epoch}-rank0.txt").read_text().split()
@@ -121,7 +132,7 @@ def test_mixed_run_trains_on_weak_samples_through_the_stage(root, tmp_path):
 
 
 def test_weak_losses_reach_m_only_and_r_stays_frozen(root):
-    params = _params(root, "unit", "mix.synthetic_ratio=1.0")
+    params = _params(root, "unit", "mix.synthetic_ratio=1.0", "mix.real_steps=false")
     torch.manual_seed(1)
     net = build_model(params, ["seg", "depth", "normal"], 13)
     scenes = read_summary(root / "real")["scene_names"]
@@ -186,11 +197,20 @@ def test_bad_weak_set_or_refinement_is_a_clear_error(root, tmp_path):
     # no R needed when the scene loss is off
     train_mt(
         _params(root, "noscene", "mix.synthetic_ratio=0.5", "mix.scene_weight=0", "train_mt.epochs=1",
-                f"mix.refinement={tmp_path / 'none.pt'}"),
+                f"mix.refinement={tmp_path / 'none.pt'}", "mix.auxiliary_init=fresh"),
         "mgm", progress=False,
     )  # fmt: skip
     history = _last(root / "noscene" / "models" / "mgm")["engine"]["history"]
     assert "train_scene_loss" not in history[0] and history[0]["train_ssl_loss"] > 0
+    with pytest.raises(ParamsError, match=r"mix\.auxiliary_init=fresh with mix\.real_steps=false"):
+        train_mt(_params(root, "err", "mix.synthetic_ratio=0.5", "mix.auxiliary_init=fresh",
+                         "mix.real_steps=false"), "mgm", progress=False)  # fmt: skip
+    no_head = tmp_path / "no_head.pt"
+    save_checkpoint({k: v for k, v in load_checkpoint(root / "r.pt").items() if k != "ssl_head"}, no_head)
+    with pytest.raises(CheckpointError, match=r"no_head\.pt holds no SSL head .*mix\.auxiliary_init=fresh"):
+        train_mt(_params(root, "err", "mix.synthetic_ratio=0.5", f"mix.refinement={no_head}"), "mgm",
+                 progress=False)  # fmt: skip
+    assert not (root / "err" / "models" / "mgm" / "last.pt").exists()
 
 
 def test_weak_scene_loss_updates_the_encoder_only():
@@ -221,3 +241,41 @@ def test_weak_scene_loss_updates_the_encoder_only():
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.encoder.parameters())
     assert all(torch.equal(a, b) for a, b in zip(decoder_stats, net.decoders.buffers()))
     assert int(sums["scene"].count) == 2
+
+
+def test_real_steps_train_r_on_labelled_rows_only_and_never_the_decoders(root):
+    """mix.real_steps: R changes through step 2 (labelled rows) and not through step 5 (weak rows);
+    the weak rows' losses reach M's encoder only, never its decoders."""
+    params = _params(root, "unit_real", "mix.synthetic_ratio=1.0", "mix.ssl=none")
+    torch.manual_seed(2)
+    net = build_model(params, ["seg", "depth", "normal"], 13)
+    scenes = read_summary(root / "real")["scene_names"]
+    losses = build_weak_losses(params, net, ["seg", "depth", "normal"], 13, scenes, 32, torch.device("cpu"))
+    assert losses is not None and losses.names == ["scene", "scene_real"] and losses.trains_refinement
+    dataset = MixedShardDataset(root / "real", root / "real", "weak", 1.0, seed=3)
+    batch = next(iter(DataLoader(dataset, batch_size=8, collate_fn=collate)))
+    losses.train()
+    net.train()
+
+    def rows(picked):
+        return {k: v[picked] if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+    def gradients(sub_batch, name):
+        net.zero_grad(set_to_none=True)
+        losses.zero_grad(set_to_none=True)
+        sums = losses(net, net.encoder(sub_batch["rgb"]), sub_batch)
+        sums[name].mean().backward()
+        return (
+            [p.grad for p in losses.refinement.parameters()],
+            [p.grad for p in net.decoders.parameters()],
+            [p.grad for p in net.encoder.parameters()],
+        )
+
+    r_grads, decoder_grads, encoder_grads = gradients(rows(~batch["labelled"]), "scene")
+    assert all(g is None for g in r_grads) and all(g is None for g in decoder_grads)
+    assert any(g is not None and g.abs().sum() > 0 for g in encoder_grads)
+    assert all(p.requires_grad for p in losses.refinement.parameters())  # frozen only within step 5
+    r_grads, decoder_grads, encoder_grads = gradients(rows(batch["labelled"]), "scene_real")
+    assert all(g is not None for g in r_grads) and sum(float(g.abs().sum()) for g in r_grads) > 0
+    assert all(g is None for g in decoder_grads)
+    assert any(g is not None and g.abs().sum() > 0 for g in encoder_grads)

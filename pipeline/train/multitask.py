@@ -4,8 +4,10 @@ the multi-task network on real shards mixed with weakly labelled ones (``mgm``).
 ``mgm`` reads :class:`~pipeline.data.mixing.MixedShardDataset`: ``mix.synthetic_ratio`` weak samples
 (``mix.weak``: the synthetic set ``mix.synthetic`` or the real ``weak`` split) per labelled one. The
 dense losses apply to labelled samples; on weak samples M gets the scene loss through the frozen
-refinement network of ``mix.refinement`` and the SSL loss (:mod:`pipeline.train.weak_losses`). At
-ratio 0 nothing of that is built and the run is ``mt``'s, step for step.
+refinement network R and the SSL loss, and with ``mix.real_steps`` R trains on M's predictions of
+the labelled samples and the SSL loss applies to them too (MGM without the GAN step, the authors'
+MGM-light; :mod:`pipeline.train.weak_losses`). At ratio 0 nothing of that is built and the run is
+``mt``'s, step for step.
 
 One model's run lives in ``<train_mt.out>/<variant>[/<task>]``: ``last.pt`` (everything needed to
 resume: model, loss, optimizer, scheduler, RNG states, step/epoch, history, best score),
@@ -97,7 +99,8 @@ def run_fingerprint(params: Params, run: ModelRun) -> Fingerprint:
         if mix.synthetic_ratio > 0:
             data["weak"] = shard_set_fingerprint(weak_set(params)[0])
             refinement = Path(mix.refinement)
-            if mix.scene_weight > 0 and refinement.is_file():
+            reads_checkpoint = mix.scene_weight > 0 or (mix.ssl != "none" and mix.ssl_weight > 0)
+            if mix.auxiliary_init == "checkpoint" and reads_checkpoint and refinement.is_file():
                 data["refinement"] = file_sha256(refinement)
     return Fingerprint(identity, data, (__name__,))
 
@@ -251,6 +254,9 @@ class MultiTaskLoop:
         self.extra: dict[str, nn.Module] = {}
         if self.weak is not None and self.weak.ssl_head is not None:
             self.extra["ssl_head"] = self.weak.ssl_head
+        if self.weak is not None and self.weak.trains_refinement:
+            assert self.weak.refinement is not None
+            self.extra["refinement"] = self.weak.refinement  # steps 2 and 5: trained on labelled rows only
         trained = [*self.net.parameters(), *self.criterion.parameters()]
         extra_params = [p for module in self.extra.values() for p in module.parameters()]
         self.optimizer = build_optimizer(params, [*trained, *extra_params])

@@ -1,19 +1,28 @@
-"""Losses on the weak (scene-label-only) samples of a mixed batch: ``train_mt``'s ``mgm`` variant.
+"""The MGM losses of a mixed batch beyond the dense ones: ``train_mt``'s ``mgm`` variant (MGM-light).
 
-* ``scene``: cross-entropy of the frozen refinement network R (from the ``train_mgm`` checkpoint
-  ``mix.refinement``) applied to M's predictions of the weak images, against their scene labels. R
-  and M's decoders are frozen for this loss, so it updates M's encoder only, as step 5 of the
-  joint loop does.
+On the weak (scene-label-only) samples, as steps 5 and 6 of the joint loop:
+
+* ``scene``: cross-entropy of the refinement network R, frozen for this loss (eval mode, no
+  gradient to its parameters), applied to M's predictions of the weak images against their scene
+  labels. M's decoders are out of the graph too, so it updates M's encoder only.
 * ``ssl``: the self-supervised loss of M's encoder (:func:`pipeline.train.ssl.ssl_loss`: SimCLR's
   NT-Xent on two augmented views, or reconstruction) on the weak images; its head trains with M.
 
-Labelled samples get the dense losses only (weak samples carry ignore-valued dense targets, so the
-dense losses skip them); weak samples get these two.
+With ``mix.real_steps``, also on the labelled samples, as steps 2 and 3:
+
+* ``scene_real``: R's cross-entropy on M's predictions of the real images; it trains R and reaches
+  the encoder through the decoders without updating them;
+* ``ssl_real``: the same SSL loss on the real images.
+
+R and the SSL head start from the ``train_mgm`` checkpoint ``mix.refinement`` or fresh
+(``mix.auxiliary_init``). Labelled samples get the dense losses (weak samples carry ignore-valued
+dense targets, so the dense losses skip them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pipeline.checkpoint import CheckpointError, load_checkpoint
+from pipeline.checkpoint import CheckpointError, load_checkpoint, load_state_strict
 from pipeline.config import Params
 from pipeline.errors import ParamsError
 from pipeline.models.multitask import MultiTaskNet
@@ -94,8 +103,23 @@ def encoder_only_predictions(
     return predictions
 
 
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """``module`` in eval mode with no gradient to its parameters, for the ops recorded inside
+    (autograd records at each op whether a parameter requires grad, so later ops may train it)."""
+    flags, mode = [param.requires_grad for param in module.parameters()], module.training
+    module.requires_grad_(False).eval()
+    try:
+        yield
+    finally:
+        module.train(mode)
+        for param, flag in zip(module.parameters(), flags):
+            param.requires_grad_(flag)
+
+
 class WeakLosses(nn.Module):
-    """The scene loss through a frozen R and/or the SSL loss on the weak rows of a mixed batch."""
+    """The scene loss of R and/or the SSL loss on the weak rows of a mixed batch, and with
+    ``real_steps`` both on its labelled rows too (R trains there only)."""
 
     def __init__(
         self,
@@ -107,6 +131,7 @@ class WeakLosses(nn.Module):
         temperature: float = 0.5,
         scene_weight: float = 1.0,
         ssl_weight: float = 1.0,
+        real_steps: bool = False,
     ) -> None:
         super().__init__()
         self.refinement = refinement
@@ -114,45 +139,73 @@ class WeakLosses(nn.Module):
         self.ssl_head = ssl_head
         self.augment = augment
         self.temperature = temperature
-        self.weights = {"scene": scene_weight, "ssl": ssl_weight}
+        self.real_steps = real_steps
+        self.weights = {
+            "scene": scene_weight,
+            "ssl": ssl_weight,
+            "scene_real": scene_weight,
+            "ssl_real": ssl_weight,
+        }
+        if refinement is not None and not real_steps:
+            refinement.requires_grad_(False)
 
     @property
     def names(self) -> list[str]:
         """The losses computed (keys of :meth:`forward`'s result)."""
-        return [name for name, on in (("scene", self.refinement), ("ssl", self.ssl_head)) if on is not None]
+        found = [name for name, on in (("scene", self.refinement), ("ssl", self.ssl_head)) if on is not None]
+        return found + [f"{name}_real" for name in found] if self.real_steps else found
+
+    @property
+    def trains_refinement(self) -> bool:
+        """R is trained (on the labelled rows), so its weights and optimizer state are this run's."""
+        return self.refinement is not None and self.real_steps
 
     def train(self, mode: bool = True) -> WeakLosses:
         super().train(mode)
-        if self.refinement is not None:
+        if self.refinement is not None and not self.real_steps:
             self.refinement.eval()  # frozen: batch-norm statistics stay those of train_mgm
         return self
 
     def forward(self, net: MultiTaskNet, features: Tensor, batch: Mapping[str, Any]) -> dict[str, LossSum]:
-        """Loss sums over the weak rows (``count`` = weak images; zero when the batch holds none).
+        """Loss sums over the weak rows (and, with ``real_steps``, the labelled rows); ``count`` =
+        images; zero when the batch holds none.
 
         ``features`` are M's encoder features of the whole batch (computed once, with the dense losses).
         """
-        weak = ~batch["labelled"]
-        count = weak.sum()
-        zero = batch["rgb"].new_zeros(())
+        labelled = batch["labelled"]
         sums: dict[str, LossSum] = {}
-        if self.refinement is not None:
-            total = zero
-            if int(count):
-                size = (batch["rgb"].shape[-2], batch["rgb"].shape[-1])
-                predictions = encoder_only_predictions(net, features[weak], size, self.refinement.tasks)
-                logits = self.refinement(predictions).float()
-                total = F.cross_entropy(logits, batch["scene"][weak], reduction="sum")
-            sums["scene"] = LossSum(total, count)
-        if self.ssl_head is not None:
-            total, used = zero, torch.zeros_like(count)
-            if int(count) >= MIN_SSL_IMAGES:
-                assert self.augment is not None
-                images = batch["rgb"][weak].float()
-                loss = ssl_loss(self.ssl_kind, net, self.ssl_head, images, self.augment, self.temperature)
-                total, used = loss.float() * count, count
-            sums["ssl"] = LossSum(total, used)
+        rows = {"": ~labelled, "_real": labelled} if self.real_steps else {"": ~labelled}
+        for suffix, picked in rows.items():
+            if self.refinement is not None:
+                if suffix:  # step 2: R trains, in its own mode
+                    sums["scene_real"] = self._scene(net, features, batch, picked)
+                else:  # step 5: R frozen
+                    with frozen(self.refinement):
+                        sums["scene"] = self._scene(net, features, batch, picked)
+            if self.ssl_head is not None:
+                sums[f"ssl{suffix}"] = self._ssl(net, batch, picked)
         return sums
+
+    def _scene(self, net: MultiTaskNet, features: Tensor, batch: Mapping[str, Any], rows: Tensor) -> LossSum:
+        assert self.refinement is not None
+        count = rows.sum()
+        total = batch["rgb"].new_zeros(())
+        if int(count):
+            size = (batch["rgb"].shape[-2], batch["rgb"].shape[-1])
+            predictions = encoder_only_predictions(net, features[rows], size, self.refinement.tasks)
+            logits = self.refinement(predictions).float()
+            total = F.cross_entropy(logits, batch["scene"][rows], reduction="sum")
+        return LossSum(total, count)
+
+    def _ssl(self, net: MultiTaskNet, batch: Mapping[str, Any], rows: Tensor) -> LossSum:
+        count = rows.sum()
+        total, used = batch["rgb"].new_zeros(()), torch.zeros_like(count)
+        if int(count) >= MIN_SSL_IMAGES:
+            assert self.augment is not None
+            images = batch["rgb"][rows].float()
+            loss = ssl_loss(self.ssl_kind, net, self.ssl_head, images, self.augment, self.temperature)
+            total, used = loss.float() * count, count
+        return LossSum(total, used)
 
     def combine(self, sums: Mapping[str, LossSum]) -> Tensor:
         """The weighted sum of the mean losses, to add to the dense loss."""
@@ -169,15 +222,33 @@ def build_weak_losses(
     resolution: int,
     device: torch.device,
 ) -> WeakLosses | None:
-    """The weak losses ``mix`` asks for (``None`` when neither the scene nor the SSL loss is on)."""
-    mix = params.mix
+    """The losses ``mix`` asks for (``None`` when neither the scene nor the SSL loss is on), with R
+    and the SSL head from ``mix.refinement``'s checkpoint or fresh (``mix.auxiliary_init``)."""
+    mix, cfg = params.mix, params.mgm
+    from_checkpoint = mix.auxiliary_init == "checkpoint"
+    if not from_checkpoint and not mix.real_steps and mix.scene_weight > 0:
+        raise ParamsError(
+            "mix.auxiliary_init=fresh with mix.real_steps=false: a fresh R that never trains gives a "
+            "meaningless scene loss; set mix.real_steps=true, mix.auxiliary_init=checkpoint or "
+            "mix.scene_weight=0"
+        )
     refinement = None
     if mix.scene_weight > 0:
-        refinement = load_frozen_refinement(mix.refinement, tasks, num_classes, scene_names, device)
+        if from_checkpoint:
+            refinement = load_frozen_refinement(mix.refinement, tasks, num_classes, scene_names, device)
+        else:
+            refinement = RefinementNet(
+                tasks, num_classes, len(scene_names), cfg.refinement_width, cfg.refinement_hidden,
+                arch=cfg.refinement_arch, seg_input=cfg.refinement_input,
+            ).to(device)  # fmt: skip
+        if mix.real_steps:
+            refinement.requires_grad_(True)
     head, augment = None, None
     if mix.ssl != "none" and mix.ssl_weight > 0:
         head = build_ssl_head(mix.ssl, net.feature_channels, resolution, params.ssl.dim, param="mix.ssl")
         assert head is not None
+        if from_checkpoint:
+            load_ssl_head(head, mix.refinement)
         head = head.to(device)
         augment = BatchAugment(resolution)
     if refinement is None and head is None:
@@ -190,4 +261,22 @@ def build_weak_losses(
         temperature=params.ssl.temperature,
         scene_weight=mix.scene_weight,
         ssl_weight=mix.ssl_weight,
+        real_steps=mix.real_steps,
     )
+
+
+def load_ssl_head(head: nn.Module, path: str | Path) -> None:
+    """The SSL head of the ``train_mgm`` checkpoint at ``path`` into ``head``; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(
+            f"mix.refinement: checkpoint {path} does not exist (run `mgm train_mgm`, or set "
+            "mix.auxiliary_init=fresh to start R and the SSL head afresh)"
+        )
+    state = load_checkpoint(path).get("ssl_head")
+    if state is None:
+        raise CheckpointError(
+            f"mix.refinement: {path} holds no SSL head (trained with mgm.ssl=none?); set "
+            "mix.auxiliary_init=fresh or mix.ssl=none"
+        )
+    load_state_strict(head, state, f"mix.refinement {path} (ssl_head: mgm.ssl and mix.ssl must agree)")
