@@ -90,3 +90,22 @@ def test_a_new_task_joins_by_one_registry_entry(monkeypatch):
     assert params.model.tasks == ["seg", "edges"]
     net = build_multitask_net(params.model.tasks, 13, decoder_channels=[8] * 5)
     assert net(torch.rand(2, 3, 32, 32))["edges"].shape == (2, 1, 32, 32)
+
+
+@pytest.mark.parametrize(
+    "encoder", [ResNet18Encoder(), HalfWidthEncoder([8, 12, 16, 24])], ids=["resnet18", "half"]
+)
+@pytest.mark.parametrize("size", [32, 64, 128])
+def test_the_pyramid_gives_every_scale_and_its_last_map_is_forward(encoder, size):
+    """Strides 2 ... 32 with the channels the encoder declares; the 1/32 map is what forward gives
+    (the guide projection and the SSL head keep reading that)."""
+    torch.manual_seed(0)
+    encoder.eval()
+    x = torch.rand(2, 3, size, size)
+    with torch.no_grad():
+        maps = encoder.pyramid(x)
+        assert list(maps) == [2, 4, 8, 16, 32]
+        for stride, value in maps.items():
+            assert value.shape == (2, encoder.pyramid_channels[stride], size // stride, size // stride)
+        assert torch.equal(maps[32], encoder(x))
+    assert encoder.pyramid_channels[32] == encoder.out_channels

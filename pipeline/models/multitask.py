@@ -7,6 +7,10 @@ Encoders (both reduce the input 32x):
 * ``halfwidth34``: the authors' encoder: ResNet-34 block counts [3, 4, 6, 3] of basic blocks at
   widths 48/96/192/360, behind a 5x5 stride-2 stem and a 3x3 stride-2 max pool.
 
+Both expose ``pyramid(x)``: the feature maps at strides 2, 4, 8, 16 and 32 (channels in
+``pyramid_channels``) for multi-scale networks such as MTI-Net; ``forward`` returns the 1/32 map,
+which the guide projection, the SSL heads and the decoders read.
+
 Decoders: five stages of (2x2 stride-2 transposed conv, BN, ReLU, 3x3 conv, BN, ReLU) with
 channels 256/128/64/48/32, then a 3x3 conv to the task's channels; the output is resized to the
 input when the input side is not a multiple of 32.
@@ -32,6 +36,23 @@ from pipeline.tasks.registry import TASKS, task_spec
 DEFAULT_DECODER_CHANNELS = (256, 128, 64, 48, 32)
 HALF_WIDTHS = (48, 96, 192, 360)
 HALF_BLOCKS = (3, 4, 6, 3)
+PYRAMID_STRIDES = (2, 4, 8, 16, 32)
+"""The feature scales an encoder's :func:`encoder_pyramid` gives (input side / map side)."""
+
+
+def encoder_pyramid(stem: nn.Sequential, layers: nn.Sequential, x: Tensor) -> dict[int, Tensor]:
+    """Stride -> feature map: the stem's stride-2 conv block (before its max pool) at 1/2, then each
+    of the four stages at 1/4 ... 1/32. The 1/32 map is exactly what ``forward`` returns; multi-scale
+    networks (MTI-Net) read the others. The stem is split by index, so the modules (and checkpoints)
+    stay those of the single-scale encoder."""
+    maps: dict[int, Tensor] = {}
+    h = stem[:-1](x)
+    maps[2] = h
+    h = stem[-1](h)
+    for index, layer in enumerate(layers):
+        h = layer(h)
+        maps[4 * 2**index] = h
+    return maps
 
 
 class ResNet18Encoder(nn.Module):
@@ -45,9 +66,14 @@ class ResNet18Encoder(nn.Module):
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layers = nn.Sequential(net.layer1, net.layer2, net.layer3, net.layer4)
         self.out_channels = 512
+        self.pyramid_channels = {2: 64, 4: 64, 8: 128, 16: 256, 32: 512}
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(self.stem(x))
+
+    def pyramid(self, x: Tensor) -> dict[int, Tensor]:
+        """Feature maps at strides 2 ... 32 (:func:`encoder_pyramid`)."""
+        return encoder_pyramid(self.stem, self.layers, x)
 
 
 def load_imagenet_weights(net: nn.Module, path: str | Path) -> None:
@@ -91,12 +117,17 @@ class HalfWidthEncoder(nn.Module):
             channels = width
         self.layers = nn.Sequential(*stages)
         self.out_channels = channels
+        self.pyramid_channels = {2: widths[0], **{4 * 2**index: width for index, width in enumerate(widths)}}
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x: Tensor) -> Tensor:
         return self.layers(self.stem(x))
+
+    def pyramid(self, x: Tensor) -> dict[int, Tensor]:
+        """Feature maps at strides 2 ... 32 (:func:`encoder_pyramid`)."""
+        return encoder_pyramid(self.stem, self.layers, x)
 
 
 def _basic_stage(in_channels: int, width: int, count: int, stride: int) -> nn.Sequential:
