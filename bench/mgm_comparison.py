@@ -14,6 +14,10 @@ shared: it was trained on every training image with its scene label, which is wh
 keeps. ``--ratios`` adds the ``mix.synthetic_ratio`` sweep: the full MGM generator of the first
 fraction and seed synthesizes a set, and ``train_mt@mgm`` trains at each ratio.
 
+``--variants`` may also name the ablations of full MGM (``mgm-nossl``: no SSL, steps 3 and 6;
+``mgm-nor``: no R, steps 2 and 5; ``mgm-noganenc``: step 4's gradient kept out of the encoder),
+each measured against ``mt`` of the same fraction and seed.
+
 Finished runs are skipped (an interrupted comparison continues where it stopped; ``--variants``
 trains a subset now and the rest later). Results:
 ``<work>/results.csv`` (one row per run), ``--out`` (markdown: mean ± std and Δm against ST) and,
@@ -51,6 +55,15 @@ VARIANTS: dict[str, list[str]] = {
 }
 """train_mgm variants -> their params overrides."""
 ORDER = ["st", "mt", *VARIANTS]
+"""The comparison's variants (the default ``--variants``)."""
+ABLATIONS: dict[str, list[str]] = {
+    "mgm-nossl": ["mgm.ssl=none"],
+    "mgm-nor": ["mgm.refinement=false"],
+    "mgm-noganenc": ["mgm.gan_encoder=false"],
+}
+"""Full MGM with one auxiliary part removed (issue 13's ablation: ``--variants mt mgm mgm-nossl ...``)."""
+VARIANTS |= ABLATIONS
+ALL = [*ORDER, *ABLATIONS]
 TITLES = {
     "st": "single-task (ST)",
     "mt": "multi-task (MT)",
@@ -58,6 +71,9 @@ TITLES = {
     "mgm-sagan": "MGM, pre-trained SAGAN only",
     "mgm": "MGM (full)",
     "mgm-realweak": "MGM, weakly labelled real (upper bound)",
+    "mgm-nossl": "MGM without SSL (steps 3, 6)",
+    "mgm-nor": "MGM without R (steps 2, 5)",
+    "mgm-noganenc": "MGM, no GAN gradient into the encoder",
 }
 
 
@@ -154,7 +170,7 @@ def compare(args: argparse.Namespace) -> list[dict[str, Any]]:
             timings = folder / "seconds.json"
             seconds = json.loads(timings.read_text()) if timings.is_file() else {}
             checkpoints: dict[str, str] = {}
-            for variant in [name for name in ORDER if name in args.variants]:
+            for variant in [name for name in ALL if name in args.variants]:
                 started = time.perf_counter()
                 variant_params = (
                     params
@@ -173,9 +189,9 @@ def compare(args: argparse.Namespace) -> list[dict[str, Any]]:
             found = [
                 {"fraction": fraction, "seed": seed, "variant": name, "seconds": seconds[name],
                  **primary(results[name], tasks)}
-                for name in ORDER if name in results
+                for name in ALL if name in results
             ]  # fmt: skip
-            if {row["variant"] for row in found} == set(ORDER):
+            if {row["variant"] for row in found} >= set(ORDER):
                 saved.write_text(json.dumps(found, indent=1))
             rows += found
     return rows
@@ -240,7 +256,7 @@ def markdown(rows: Sequence[dict[str, Any]], tasks: Sequence[str], seeds: Sequen
                   for task in tasks]  # fmt: skip
         lines += ["| variant | " + " | ".join(header) + " | Δm vs ST (%, ↑) |",
                   "|---|" + "---|" * (len(tasks) + 1)]  # fmt: skip
-        for variant in ORDER:
+        for variant in ALL:
             picked = [row for row in rows if row["fraction"] == fraction and row["variant"] == variant]
             if not picked:
                 continue
@@ -281,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--variants", nargs="+", default=ORDER, choices=ORDER, help="train these")
+    parser.add_argument("--variants", nargs="+", default=ORDER, choices=ALL, help="train these")
     parser.add_argument("--ratios", type=float, nargs="*", default=[], help="mix.synthetic_ratio sweep")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="params override")
     parser.add_argument("--work", default="bench/out/mgm_comparison", help="runs and their results")

@@ -426,6 +426,13 @@ class MgmParams(_Section):
             "the clean labelled train images before each validation)"
         ),
     )
+    gan_encoder: bool = Field(
+        True,
+        description=(
+            "step 4's G loss reaches M's encoder through the guide (authors'); false: the guide reads "
+            "detached features and step 4 leaves the encoder as it was (an ablation)"
+        ),
+    )
     gan_rounds: int = Field(
         1,
         ge=1,

@@ -271,3 +271,19 @@ def test_recalibrate_computes_statistics_from_the_given_images_only(root):
             reference = {k: v.clone() for k, v in net.state_dict().items()}
         else:
             assert all(torch.allclose(v, reference[k], atol=1e-5) for k, v in net.state_dict().items())
+
+
+@pytest.mark.parametrize("gan_encoder", [True, False])
+def test_gan_encoder_switch_decides_whether_step_4_moves_the_encoder(root, gan_encoder):
+    """mgm.gan_encoder=false (an ablation): step 4 trains G, the guide and D, never the encoder."""
+    _, models, optimizers, settings, _ = _setup(root, f"mgm.gan_encoder={str(gan_encoder).lower()}")
+    names = _parameter_names(models)
+    torch.manual_seed(6)
+    before = _state(models)
+    joint_iteration(models, optimizers, _batch(root), settings, BatchAugment(32), ("gan",), 0)
+    params_changed, anything_changed = _changed(before, _state(models), names)
+    expected = {"generator", "guide", "discriminator", "generator_ema"} | (
+        {"encoder"} if gan_encoder else set()
+    )
+    assert params_changed == expected
+    assert anything_changed == expected

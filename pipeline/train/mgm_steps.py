@@ -64,6 +64,7 @@ class StepSettings:
     ssl_weight: float
     d_steps: int
     gan_rounds: int
+    gan_encoder: bool
     bn_mode: str
     diffaugment: tuple[str, ...]
     instance_noise: float
@@ -80,6 +81,7 @@ class StepSettings:
             ssl_weight=cfg.ssl_weight,
             d_steps=cfg.d_steps,
             gan_rounds=cfg.gan_rounds,
+            gan_encoder=cfg.gan_encoder,
             bn_mode=cfg.bn_mode,
             diffaugment=tuple(gan.diffaugment),
             instance_noise=gan.instance_noise,
@@ -264,8 +266,12 @@ def step_gan(
     policy, noise = settings.diffaugment, settings.instance_noise
     rounds = settings.gan_rounds
     d_updates = rounds * settings.d_steps
+    g_parts = ("generator", "guide", "encoder") if settings.gan_encoder else ("generator", "guide")
+    trained = (
+        STEP_PARTS["gan"] if settings.gan_encoder else tuple(p for p in STEP_PARTS["gan"] if p != "encoder")
+    )
     stats = {"d_loss": 0.0, "d_real": 0.0, "d_fake": 0.0, "g_loss": 0.0}
-    with updating(models, STEP_PARTS["gan"], settings.kept_statistics("gan")):
+    with updating(models, trained, settings.kept_statistics("gan")):
         for gan_round in range(rounds):
             for _ in range(settings.d_steps):
                 with gradients_for(models, ("discriminator",)):
@@ -277,11 +283,11 @@ def step_gan(
                 stats["d_loss"] += float(loss_d.detach()) / d_updates
                 stats["d_real"] += logits["d_real"] / d_updates
                 stats["d_fake"] += logits["d_fake"] / d_updates
-            with gradients_for(models, ("generator", "guide", "encoder")):
+            with gradients_for(models, g_parts):
                 z = torch.randn(len(labels), latent, device=real.device)
-                fake = guided(z, labels, models.net.features(images))
+                fake = guided(z, labels, models.net.features(images))  # no graph to a frozen encoder
                 loss_g = generator_loss(discriminator, fake, labels, policy, noise)
-                apply_update(loss_g, optimizers, ("generator", "guide", "encoder"))
+                apply_update(loss_g, optimizers, g_parts)
             stats["g_loss"] += float(loss_g.detach()) / rounds
             g_update = iteration * rounds + gan_round  # the EMA warm-up counts G updates
             update_ema(models.generator_ema, models.generator, ema_decay_at(g_update, settings.ema_decay))
