@@ -288,19 +288,12 @@ class GanParams(_Section):
         description="EMA of G (grids, metrics, synthesis); warm-up min(decay, (1+t)/(10+t))",
     )
     steps: int = _free(
-        2500,
+        1250,
         "G updates in total (x batch_size x d_steps = images shown to D: 40 kimg at the defaults, ~15 min "
         "of steps on 2 CPU cores at 64 px); may grow to train longer",
         ge=1,
     )
-    batch_size: int = Field(
-        16,
-        ge=2,
-        description=(
-            "real images per D step (paper: 32; 16 gives G twice the updates per kimg at the same cost, "
-            "ahead of 32 at 40 kimg in 2 of 2 seeds, docs/results.md)"
-        ),
-    )
+    batch_size: int = Field(32, ge=2, description="real images per D step (paper: 32)")
     include_weak: bool = Field(False, description="also train on the weak split's images (scene labels only)")
     standing_batches: int = _free(
         8,
@@ -308,14 +301,14 @@ class GanParams(_Section):
         "the training G's running statistics)",
         ge=0,
     )
-    sample_every: int = _free(500, "sample grid PNG (one row per scene, fixed noise) every N steps", ge=1)
+    sample_every: int = _free(200, "sample grid PNG (one row per scene, fixed noise) every N steps", ge=1)
     eval_every: int = _free(
-        500,
+        250,
         "KID, FID and the scene probe of the EMA G every N steps and at the last (~50 s each on 2 cores)",
         ge=1,
     )
     checkpoint_every: int = _free(
-        200, "last.pt every N steps (and at the end); best.pt whenever the best_by metric improves", ge=1
+        100, "last.pt every N steps (and at the end); best.pt whenever the best_by metric improves", ge=1
     )
     eval_images: int = _free(
         500,

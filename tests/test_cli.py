@@ -35,7 +35,7 @@ def test_a_stage_help_gives_each_param_its_default_and_description(capsys):
     with pytest.raises(SystemExit):
         importlib.import_module("stages.train_gan").main(["--help"])
     out = capsys.readouterr().out
-    assert "  gan.steps = 2500\n" in out and "  runtime.device = auto\n" in out
+    assert "  gan.steps = 1250\n" in out and "  runtime.device = auto\n" in out
     assert GanParams.model_fields["steps"].description.split(";")[0] in out
     assert "mgm.epochs" not in out  # only the sections the stage reads
 
