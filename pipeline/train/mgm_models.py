@@ -39,6 +39,17 @@ PARTS = ("encoder", "decoders", "refinement", "ssl_head", "generator", "guide", 
 """The independently updated parts of the joint model, each with its own optimizer."""
 
 
+def build_refinement(
+    params: Params, tasks: Sequence[str], num_classes: int, num_scenes: int
+) -> RefinementNet:
+    """A fresh R as the ``mgm.refinement_*`` params describe it (the joint loop's, or mix's fresh one)."""
+    cfg = params.mgm
+    return RefinementNet(
+        tasks, num_classes, num_scenes, cfg.refinement_width, cfg.refinement_hidden,
+        arch=cfg.refinement_arch, seg_input=cfg.refinement_input,
+    )  # fmt: skip
+
+
 def uses_generator(params: Params) -> bool:
     """Steps 5-6 draw synthetic images from G (``mgm.weak`` is ``synthetic``)."""
     return params.mgm.weak == "synthetic"
@@ -180,10 +191,7 @@ def build_joint_models(
     net = build_model(params, tasks, num_classes)
     models = JointModels(net=net, criterion=build_loss(params, tasks))
     if cfg.refinement:
-        models.refinement = RefinementNet(
-            tasks, num_classes, len(scene_names), cfg.refinement_width, cfg.refinement_hidden,
-            arch=cfg.refinement_arch, seg_input=cfg.refinement_input,
-        )  # fmt: skip
+        models.refinement = build_refinement(params, tasks, num_classes, len(scene_names))
     models.ssl_head = build_ssl_head(cfg.ssl, net.feature_channels, resolution, params.ssl.dim)
     if uses_generator(params):
         _attach_gan(models, params, scene_names, resolution)

@@ -37,6 +37,7 @@ from pipeline.models.multitask import MultiTaskNet
 from pipeline.models.refinement import RefinementNet, load_refinement
 from pipeline.tasks.losses import LossSum
 from pipeline.tasks.registry import TASKS
+from pipeline.train.mgm_models import build_refinement
 from pipeline.train.ssl import BatchAugment, build_ssl_head, ssl_loss
 
 MIN_SSL_IMAGES = 2  # NT-Xent needs negatives, and batch norm more than one image
@@ -224,7 +225,7 @@ def build_weak_losses(
 ) -> WeakLosses | None:
     """The losses ``mix`` asks for (``None`` when neither the scene nor the SSL loss is on), with R
     and the SSL head from ``mix.refinement``'s checkpoint or fresh (``mix.auxiliary_init``)."""
-    mix, cfg = params.mix, params.mgm
+    mix = params.mix
     from_checkpoint = mix.auxiliary_init == "checkpoint"
     if not from_checkpoint and not mix.real_steps and mix.scene_weight > 0:
         raise ParamsError(
@@ -237,10 +238,7 @@ def build_weak_losses(
         if from_checkpoint:
             refinement = load_frozen_refinement(mix.refinement, tasks, num_classes, scene_names, device)
         else:
-            refinement = RefinementNet(
-                tasks, num_classes, len(scene_names), cfg.refinement_width, cfg.refinement_hidden,
-                arch=cfg.refinement_arch, seg_input=cfg.refinement_input,
-            ).to(device)  # fmt: skip
+            refinement = build_refinement(params, tasks, num_classes, len(scene_names)).to(device)
         if mix.real_steps:
             refinement.requires_grad_(True)
     head, augment = None, None
