@@ -138,8 +138,62 @@ class RuntimeParams(_Section):
     )
 
 
+class MtiParams(_Section):
+    """MTI-Net's head (``model.architecture: mti``; ``pipeline.models.mti``)."""
+
+    scales: list[int] = Field(
+        [4, 8, 16, 32],
+        description="encoder strides, finest first, each twice the last (authors': 4..32; 32 px: 2..16)",
+    )
+    channels: list[int] = Field(
+        [18, 36, 72, 144], description="width of each scale after a 1x1 reduction (HRNet-W18's, as authors')"
+    )
+    fpm_reduction: int = Field(4, ge=1, description="feature propagation: channel squeeze of its task gate")
+    se_reduction: int = Field(16, ge=1, description="feature propagation: squeeze-excitation reduction")
+    deep_supervision: float = Field(
+        1.0, ge=0, description="weight of each scale's initial predictions in the loss (authors': 1)"
+    )
+
+    @model_validator(mode="after")
+    def _one_width_per_scale(self) -> MtiParams:
+        from pipeline.models.pyramid_scales import check_scales
+
+        check_scales(self.scales, param="scales")
+        if len(self.channels) != len(self.scales):
+            raise ValueError(f"channels: one width per scale ({len(self.scales)}), got {self.channels}")
+        return self
+
+
+class XtascParams(_Section):
+    """XTasC-Net's task-transfer networks (``model.architecture: xtasc``; ``pipeline.models.xtasc``)."""
+
+    pairs: list[list[str]] = Field(
+        [], description="ordered [source, target] task pairs, one transfer net each; [] = every pair"
+    )
+    widths: list[int] = Field(
+        [16, 32, 64], min_length=3, max_length=3, description="transfer U-Net widths (authors': 64,128,256)"
+    )
+    consistency_weight: float = Field(
+        0.01, ge=0, description="cross-task consistency: transfer vs the detached direct prediction"
+    )
+    alignment_weight: float = Field(0.0, ge=0, description="alignment: transfer vs the ground truth")
+
+    @field_validator("pairs")
+    @classmethod
+    def _pairs_of_two_tasks(cls, pairs: list[list[str]]) -> list[list[str]]:
+        for pair in pairs:
+            if len(pair) != 2 or pair[0] == pair[1]:
+                raise ValueError(f"each pair is [source, target] of two different tasks; got {pair}")
+        return pairs
+
+
 class ModelParams(_Section):
     """The multi-task network M (``pipeline.models.multitask``)."""
+
+    architecture: Literal["shared", "mti", "xtasc"] = Field(
+        "shared",
+        description="shared (one decoder per task) | mti (MTI-Net) | xtasc (XTasC-Net: + task transfers)",
+    )
 
     encoder: Literal["resnet18", "halfwidth34"] = Field(
         "resnet18",
@@ -155,8 +209,10 @@ class ModelParams(_Section):
     decoder_channels: list[int] = Field(
         [128, 64, 32, 32, 16],
         min_length=1,
-        description="five upsampling stages (paper/authors': 256,128,64,48,32)",
+        description="five upsampling stages (paper/authors': 256,128,64,48,32); shared and xtasc",
     )
+    mti: MtiParams = Field(MtiParams(), description="architecture mti: MTI-Net's head")
+    xtasc: XtascParams = Field(XtascParams(), description="architecture xtasc: the transfer networks")
 
     @field_validator("tasks")
     @classmethod
@@ -578,6 +634,15 @@ class Params(_Section):
         unknown = sorted(set(self.loss.weights) - set(self.model.tasks))
         if unknown:
             raise ValueError(f"loss.weights: task(s) {unknown} are not in model.tasks")
+        outside = sorted({task for pair in self.model.xtasc.pairs for task in pair} - set(self.model.tasks))
+        if outside:
+            raise ValueError(
+                f"model.xtasc.pairs: task(s) {outside} are not in model.tasks {self.model.tasks}"
+            )
+        if self.model.architecture == "mti":
+            from pipeline.models.pyramid_scales import check_scales
+
+            check_scales(self.model.mti.scales, self.data.resolution)
         return self
 
 

@@ -27,6 +27,7 @@ from pipeline.data.schema import IGNORE_LABEL
 from pipeline.errors import ParamsError
 from pipeline.inference import evaluate_outputs, fixed_samples
 from pipeline.metrics.dense import delta_m
+from pipeline.models.multitask import build_multitask_net
 from pipeline.tasks.registry import TASKS
 from pipeline.train.history import write_metrics_json
 from pipeline.viz import class_palette, colorize_depth, colorize_normal, colorize_seg, save_image
@@ -70,9 +71,18 @@ class TrivialPredictor(nn.Module):
 
 
 def load_trained(
-    path: str | Path, tasks: Sequence[str], build: Callable[[Sequence[str], int], nn.Module], num_classes: int
+    path: str | Path,
+    tasks: Sequence[str],
+    build: Callable[[Sequence[str], int], nn.Module],
+    num_classes: int,
+    expected_config: Mapping[str, Any] | None = None,
 ) -> nn.Module:
-    """A trained model from ``best.pt``; errors name the file when tasks or shapes differ."""
+    """A trained model from ``best.pt``; errors name the file when tasks or shapes differ.
+
+    M is rebuilt from the checkpoint's own ``model_config`` (architecture, widths) when it has one, so
+    ``evaluate.checkpoints`` may name models of any architecture; ``build`` (from the params) serves
+    checkpoints written before checkpoints carried it. With ``expected_config`` (a variant's own
+    runs, which the params describe) a stored config that differs from it is refused."""
     checkpoint = load_checkpoint(path)
     if list(checkpoint.get("tasks", [])) != list(tasks):
         raise CheckpointError(
@@ -83,7 +93,17 @@ def load_trained(
         raise CheckpointError(
             f"{path} was trained for {checkpoint.get('num_classes')} classes, the shards have {num_classes}"
         )
-    model = build(tasks, num_classes)
+    config = checkpoint.get("model_config")
+    if config and expected_config is not None:
+        differ = [
+            key for key in expected_config if config.get(key, expected_config[key]) != expected_config[key]
+        ]
+        if differ:
+            found = "; ".join(f"model.{key} {config[key]} (params: {expected_config[key]})" for key in differ)
+            raise CheckpointError(
+                f"{path} was trained with {found}: retrain (dvc repro / mgm train_mt) or set the params back"
+            )
+    model = build_multitask_net(tasks, num_classes, **config) if config else build(tasks, num_classes)
     load_state_strict(model, checkpoint["model"], str(path))
     return model.eval()
 
@@ -101,7 +121,7 @@ class Ensemble(nn.Module):
 
 def variant_predictor(params: Params, variant: str, num_classes: int) -> nn.Module:
     """The trained ``st`` ensemble or ``mt`` model (``best.pt`` of each finished run)."""
-    from pipeline.train.builders import build_model, model_runs
+    from pipeline.train.builders import build_model, model_config, model_runs
     from pipeline.train.engine import COMPLETE_MARKER
 
     def build(tasks: Sequence[str], classes: int) -> nn.Module:
@@ -114,7 +134,9 @@ def variant_predictor(params: Params, variant: str, num_classes: int) -> nn.Modu
                 f"{run.folder}: training has not finished (no {COMPLETE_MARKER}); run `mgm train_mt "
                 f"--variant {variant}` or `dvc repro`"
             )
-        models[run.name] = load_trained(run.folder / "best.pt", run.tasks, build, num_classes)
+        models[run.name] = load_trained(
+            run.folder / "best.pt", run.tasks, build, num_classes, expected_config=model_config(params)
+        )
     if variant == "st":
         return Ensemble(models)
     return models[variant]

@@ -135,13 +135,8 @@ def load_synthesis_generator(
     generator = widen_generator_input(Generator(SaganConfig(**stored)), guide.extra_inputs)
     load_state_strict(generator, state["generator_ema"], f"checkpoint {path} (generator_ema)")
     config = state["model_config"]
-    net = build_multitask_net(
-        state["tasks"],
-        state["num_classes"],
-        encoder=config["encoder"],
-        encoder_widths=config["encoder_widths"],
-        decoder_channels=config["decoder_channels"],
-    )
+    # Checkpoints from before model.architecture existed hold no architecture keys: shared M.
+    net = build_multitask_net(state["tasks"], state["num_classes"], **config)
     load_state_strict(net, state["model"], f"checkpoint {path} (model)")
     guidance = Guidance(net.to(device).eval(), guide.to(device).eval(), str(path))
     return generator.to(device).eval(), state, guidance

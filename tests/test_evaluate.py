@@ -86,8 +86,16 @@ def test_checkpoints_that_do_not_match_the_params_are_refused(trained):
     with pytest.raises(CheckpointError, match=r"mt/best\.pt holds tasks \['seg', 'depth', 'normal'\]"):
         evaluate(fewer_tasks, progress=False, metrics_dir=root / "m2")
     wider = mt_params(shards, root, "model.decoder_channels=[16,8,8,8,4]", "train_mt.variants=[mt]")
-    with pytest.raises(CheckpointError, match=r"best\.pt does not match the model .* shape mismatch"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"best\.pt was trained with model\.decoder_channels \[16, 8, 8, 8, 8\] \(params: \[16, 8",
+    ):
         evaluate(wider, progress=False, metrics_dir=root / "m2")
+    mti = mt_params(
+        shards, root, "model.architecture=mti", "model.mti.scales=[2,4,8,16]", "train_mt.variants=[mt]"
+    )
+    with pytest.raises(CheckpointError, match=r"model\.architecture shared \(params: mti\)"):
+        evaluate(mti, progress=False, metrics_dir=root / "m2")
     unfinished = root / "models" / "mt" / COMPLETE_MARKER
     saved = unfinished.read_bytes()
     unfinished.unlink()

@@ -1,4 +1,4 @@
-"""The multi-task network M: a shared encoder and one Taskonomy-style decoder per task.
+"""The multi-task network M: a shared encoder and a multi-task head (``model.architecture``).
 
 Encoders (both reduce the input 32x):
 
@@ -11,9 +11,12 @@ Both expose ``pyramid(x)``: the feature maps at strides 2, 4, 8, 16 and 32 (chan
 ``pyramid_channels``) for multi-scale networks such as MTI-Net; ``forward`` returns the 1/32 map,
 which the guide projection, the SSL heads and the decoders read.
 
-Decoders: five stages of (2x2 stride-2 transposed conv, BN, ReLU, 3x3 conv, BN, ReLU) with
-channels 256/128/64/48/32, then a 3x3 conv to the task's channels; the output is resized to the
-input when the input side is not a multiple of 32.
+Heads:
+
+* ``shared``: one Taskonomy-style decoder per task on the 1/32 map (five stages of 2x2 stride-2
+  transposed conv, BN, ReLU, 3x3 conv, BN, ReLU, then a 3x3 conv; :mod:`pipeline.models.heads`).
+* ``mti``: MTI-Net on the pyramid (:mod:`pipeline.models.mti`).
+* ``xtasc``: the shared decoders plus XTasC-Net's task-transfer networks (:mod:`pipeline.models.xtasc`).
 
 Tasks are looked up in :data:`TASKS`; a new task (edges, reshading, curvature, ...) joins by adding
 one :class:`TaskSpec`. A single-task model is M with one task.
@@ -22,18 +25,21 @@ one :class:`TaskSpec`. A single-task model is M with one task.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import resnet18
 from torchvision.models.resnet import BasicBlock
 
 from pipeline.errors import ParamsError
+from pipeline.models.heads import DEFAULT_DECODER_CHANNELS, Decoded, SharedHead, TaskDecoder
+from pipeline.models.mti import MtiHead
+from pipeline.models.xtasc import XtascHead
 from pipeline.tasks.registry import TASKS, task_spec
 
-DEFAULT_DECODER_CHANNELS = (256, 128, 64, 48, 32)
 HALF_WIDTHS = (48, 96, 192, 360)
 HALF_BLOCKS = (3, 4, 6, 3)
 PYRAMID_STRIDES = (2, 4, 8, 16, 32)
@@ -141,55 +147,80 @@ def _basic_stage(in_channels: int, width: int, count: int, stride: int) -> nn.Se
     return nn.Sequential(*blocks)
 
 
-class TaskDecoder(nn.Module):
-    """Taskonomy-style decoder: upsampling stages back to the input size, then the task head."""
+ARCHITECTURES = ("shared", "mti", "xtasc")
+"""``model.architecture``: what sits between the shared encoder and the task outputs."""
 
-    def __init__(
-        self, in_channels: int, out_channels: int, channels: Sequence[int] = DEFAULT_DECODER_CHANNELS
-    ) -> None:
-        super().__init__()
-        stages, previous = [], in_channels
-        for width in channels:
-            stages += [
-                nn.ConvTranspose2d(previous, width, 2, stride=2, bias=False),
-                nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True),
-                nn.Conv2d(width, width, 3, padding=1, bias=False),
-                nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True),
-            ]
-            previous = width
-        self.stages = nn.Sequential(*stages)
-        self.head = nn.Conv2d(previous, out_channels, 3, padding=1)
+Features = Mapping[int, Tensor]
+"""Encoder feature maps by stride (input side / map side), as :meth:`MultiTaskNet.encode` gives them."""
 
-    def forward(self, features: Tensor, size: tuple[int, int]) -> Tensor:
-        out = self.head(self.stages(features))
-        if out.shape[-2:] != size:
-            out = F.interpolate(out, size=size, mode="bilinear", align_corners=False)
-        return out
+
+def as_feature_maps(features: Features | Tensor) -> Features:
+    """Encoder maps by stride; a bare tensor is the 1/32 map (what the encoder's ``forward`` gives)."""
+    return {32: features} if isinstance(features, Tensor) else features
 
 
 class MultiTaskNet(nn.Module):
-    """Shared encoder + one decoder per task; ``forward`` returns ``{task: output}``."""
+    """A shared encoder and a multi-task head; ``forward`` returns ``{task: output}``.
 
-    def __init__(self, encoder: nn.Module, decoders: Mapping[str, nn.Module]) -> None:
+    The head (``decoders``) is ``shared`` (one decoder per task), MTI-Net or XTasC-Net
+    (:mod:`pipeline.models.heads`, :mod:`~pipeline.models.mti`, :mod:`~pipeline.models.xtasc`). It
+    reads the encoder maps at the strides it declares; the 1/32 map is always among them, since the
+    guide projection and the SSL heads read it (:meth:`features`).
+    """
+
+    def __init__(self, encoder: nn.Module, decoders: nn.Module, tasks: Sequence[str] | None = None) -> None:
         super().__init__()
         self.encoder = encoder
-        self.decoders = nn.ModuleDict(dict(decoders))
-        self.tasks = list(decoders)
+        self.decoders = decoders if not isinstance(decoders, Mapping) else SharedHead(dict(decoders))
+        self.tasks = list(tasks) if tasks is not None else list(self.decoders)
+        self.strides = tuple(sorted(set(getattr(self.decoders, "strides", (32,))) | {32}))
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        return self.decode(self.encoder(x), (x.shape[-2], x.shape[-1]))
+        return self.decode(self.encode(x), (x.shape[-2], x.shape[-1]))
 
-    def decode(self, features: Tensor, size: tuple[int, int]) -> dict[str, Tensor]:
-        """Every task's output from encoder features of images of ``size`` (what ``forward`` returns)."""
-        return {
-            task: TASKS[task].activation(decoder(features, size)) for task, decoder in self.decoders.items()
-        }
+    def encode(self, x: Tensor) -> dict[int, Tensor]:
+        """The encoder maps the head reads, by stride (one encoder pass)."""
+        if self.strides == (32,):
+            return {32: self.encoder(x)}
+        maps = self.encoder.pyramid(x)
+        return {stride: maps[stride] for stride in self.strides}
+
+    def decode(
+        self, features: Features | Tensor, size: tuple[int, int], tasks: Sequence[str] | None = None
+    ) -> dict[str, Tensor]:
+        """Every task's (or ``tasks``') activated output from :meth:`encode`'s maps of images of
+        ``size`` (what ``forward`` returns). A bare tensor is read as the 1/32 map."""
+        return self.decode_training(features, size, tasks, auxiliary=False).outputs
+
+    def decode_training(
+        self,
+        features: Features | Tensor,
+        size: tuple[int, int],
+        tasks: Sequence[str] | None = None,
+        *,
+        auxiliary: bool = True,
+    ) -> Decoded:
+        """Activated final outputs and the head's auxiliary outputs (MTI-Net's per-scale predictions,
+        XTasC-Net's transfers) that the training loss adds (:meth:`MultiTaskLoss.auxiliary_losses`)."""
+        maps = as_feature_maps(features)
+        missing = [stride for stride in self.strides if stride not in maps]
+        if missing:
+            raise ValueError(
+                f"MultiTaskNet.decode: the head reads strides {list(self.strides)}; missing {missing}"
+            )
+        decoded = self.decoders.decode(maps, size, tasks, auxiliary)
+        outputs = {task: TASKS[task].activation(out) for task, out in decoded.outputs.items()}
+        extra = [replace(aux, output=TASKS[aux.task].activation(aux.output)) for aux in decoded.auxiliary]
+        return Decoded(outputs, extra)
 
     def features(self, x: Tensor) -> Tensor:
         """Globally average-pooled encoder features (B x C), e.g. for SimCLR or a guided latent."""
         return self.encoder(x).mean(dim=(-2, -1))
+
+    @property
+    def auxiliary_names(self) -> tuple[str, ...]:
+        """Names of the head's auxiliary losses (MTI-Net's per-scale, XTasC-Net's transfer terms)."""
+        return tuple(getattr(self.decoders, "auxiliary_names", ()))
 
     @property
     def feature_channels(self) -> int:
@@ -217,13 +248,37 @@ def build_multitask_net(
     pretrained: str | Path | None = None,
     encoder_widths: Sequence[int] = HALF_WIDTHS,
     decoder_channels: Sequence[int] = DEFAULT_DECODER_CHANNELS,
+    architecture: str = "shared",
+    mti: Mapping[str, Any] | None = None,
+    xtasc: Mapping[str, Any] | None = None,
 ) -> MultiTaskNet:
-    """M for ``tasks`` (a single-task model when one task is given)."""
+    """M for ``tasks`` (a single-task model when one task is given).
+
+    ``mti`` / ``xtasc``: the keyword arguments of :class:`MtiHead` / :class:`XtascHead` (the
+    ``model.mti`` / ``model.xtasc`` params); XTasC-Net's pairs are kept to those within ``tasks``.
+    """
     if not tasks:
         raise ParamsError("model.tasks: at least one task is needed")
     shared = build_encoder(encoder, pretrained=pretrained, widths=encoder_widths)
-    decoders = {
-        name: TaskDecoder(shared.out_channels, task_spec(name).channels(num_classes), decoder_channels)
-        for name in tasks
-    }
-    return MultiTaskNet(shared, decoders)
+    outputs = {name: task_spec(name).channels(num_classes) for name in tasks}
+    if architecture == "shared":
+        head: nn.Module = SharedHead(
+            {name: TaskDecoder(shared.out_channels, out, decoder_channels) for name, out in outputs.items()}
+        )
+    elif architecture == "mti":
+        head = MtiHead(outputs, shared.pyramid_channels, **dict(mti or {}))
+    elif architecture == "xtasc":
+        options = dict(xtasc or {})
+        pairs = [tuple(pair) for pair in options.pop("pairs", None) or default_pairs(tasks)]
+        pairs = [pair for pair in pairs if set(pair) <= set(tasks)]
+        head = XtascHead(outputs, shared.out_channels, decoder_channels, pairs=pairs, **options)
+    else:
+        raise ParamsError(
+            f"model.architecture: unknown architecture {architecture!r} ({' | '.join(ARCHITECTURES)})"
+        )
+    return MultiTaskNet(shared, head, list(tasks))
+
+
+def default_pairs(tasks: Sequence[str]) -> list[tuple[str, str]]:
+    """Every ordered pair of distinct tasks (XTasC-Net's transfers when ``model.xtasc.pairs`` is empty)."""
+    return [(source, target) for source in tasks for target in tasks if source != target]

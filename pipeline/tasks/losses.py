@@ -8,14 +8,19 @@ than a mean of batch means.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Literal, NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pipeline.data.schema import IGNORE_LABEL
+
+if TYPE_CHECKING:
+    from pipeline.models.heads import Decoded
+
+PseudoLabel = Callable[[Tensor], Mapping[str, Tensor]]
 
 NormalLoss = Literal["l1", "cosine"]
 Weighting = Literal["fixed", "uncertainty"]
@@ -68,6 +73,8 @@ class MultiTaskLoss(nn.Module):
     """Weighted sum of task losses: ``fixed`` weights, or ``uncertainty`` weighting (Kendall et al.
     2018) with a learned log-variance ``s_t`` per task: ``sum_t w_t (exp(-s_t) L_t + s_t / 2)``.
     The log-variances are parameters of this module: give them to the optimizer and checkpoint it.
+    ``pseudo_labels`` (task -> :attr:`TaskSpec.pseudo_label`) serve the auxiliary terms scored
+    against a prediction (:meth:`auxiliary_losses`).
     """
 
     def __init__(
@@ -77,10 +84,12 @@ class MultiTaskLoss(nn.Module):
         weights: Mapping[str, float] | None = None,
         weighting: Weighting = "fixed",
         normal_kind: NormalLoss = "l1",
+        pseudo_labels: Mapping[str, PseudoLabel] | None = None,
     ) -> None:
         super().__init__()
         self.tasks = list(tasks)
         self.losses = dict(losses)
+        self.pseudo_labels = dict(pseudo_labels or {})
         self.weights = {task: float((weights or {}).get(task, 1.0)) for task in self.tasks}
         self.weighting = weighting
         self.normal_kind: NormalLoss = normal_kind
@@ -92,6 +101,27 @@ class MultiTaskLoss(nn.Module):
     def task_losses(self, outputs: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> dict[str, LossSum]:
         """Per-task loss sums and pixel counts."""
         return {task: self.losses[task](outputs[task], batch, self.normal_kind) for task in self.tasks}
+
+    def auxiliary_losses(self, decoded: Decoded, batch: Mapping[str, Tensor]) -> dict[str, LossSum]:
+        """Loss sums of the head's auxiliary outputs: MTI-Net's per-scale predictions against the
+        labels, XTasC-Net's transfers against the labels or against the detached final prediction of
+        their target task (turned into labels by ``pseudo_labels``)."""
+        sums = {}
+        for aux in decoded.auxiliary:
+            if aux.supervision == "label":
+                target: Mapping[str, Tensor] = batch
+            else:
+                target = self.pseudo_labels[aux.task](decoded.outputs[aux.task].detach())
+            sums[aux.name] = self.losses[aux.task](aux.output, target, self.normal_kind)
+        return sums
+
+    def combine_auxiliary(self, decoded: Decoded, sums: Mapping[str, LossSum]) -> Tensor:
+        """``sum_aux weight_aux * w_task * mean_aux``: the auxiliary terms, with the fixed task
+        weights (as MTI-Net's loss weights each scale's prediction like the final one)."""
+        total = torch.zeros((), device=next(iter(decoded.outputs.values())).device)
+        for aux in decoded.auxiliary:
+            total = total + aux.weight * self.weights[aux.task] * sums[aux.name].mean()
+        return total
 
     def combine(self, means: Mapping[str, Tensor]) -> Tensor:
         """The scalar to back-propagate from per-task mean losses."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -37,6 +38,9 @@ class TaskSpec:
     primary_metric: str
     """The metric Δm and the paper use for this task."""
     lower_is_better: bool
+    pseudo_label: Callable[[Tensor], dict[str, Tensor]]
+    """Activated output (detached) -> the batch fields :attr:`loss` reads, to score another
+    prediction against this one (XTasC-Net's cross-task consistency); every pixel counts as valid."""
 
 
 def _identity(x: Tensor) -> Tensor:
@@ -51,6 +55,18 @@ def _argmax(x: Tensor) -> Tensor:
     return x.argmax(dim=1)
 
 
+def _seg_pseudo_label(x: Tensor) -> dict[str, Tensor]:
+    return {"seg": x.argmax(dim=1)}
+
+
+def _depth_pseudo_label(x: Tensor) -> dict[str, Tensor]:
+    return {"depth": x.float(), "depth_valid": torch.ones_like(x, dtype=torch.bool)}
+
+
+def _normal_pseudo_label(x: Tensor) -> dict[str, Tensor]:
+    return {"normal": F.normalize(x.float(), dim=1)}
+
+
 TASKS: dict[str, TaskSpec] = {
     "seg": TaskSpec(
         name="seg",
@@ -62,6 +78,7 @@ TASKS: dict[str, TaskSpec] = {
         target="seg",
         primary_metric="miou",
         lower_is_better=False,
+        pseudo_label=_seg_pseudo_label,
     ),
     "depth": TaskSpec(
         name="depth",
@@ -73,6 +90,7 @@ TASKS: dict[str, TaskSpec] = {
         target="depth",
         primary_metric="mae",
         lower_is_better=True,
+        pseudo_label=_depth_pseudo_label,
     ),
     "normal": TaskSpec(
         name="normal",
@@ -84,6 +102,7 @@ TASKS: dict[str, TaskSpec] = {
         target="normal",
         primary_metric="mean_angle",
         lower_is_better=True,
+        pseudo_label=_normal_pseudo_label,
     ),
 }
 """Task name -> spec. Add an entry to add a task."""

@@ -42,17 +42,19 @@ def model_runs(params: Params, variant: str) -> list[ModelRun]:
     raise PipelineError(f"unknown variant {variant!r} (st | mt | mgm)")
 
 
+MODEL_CONFIG_KEYS = ("encoder", "encoder_widths", "decoder_channels", "architecture", "mti", "xtasc")
+"""The ``model`` params that shape M's modules (stored in checkpoints that rebuild M, e.g. train_mgm's)."""
+
+
+def model_config(params: Params) -> dict[str, Any]:
+    """The ``model`` params that shape M, as plain data: :func:`build_multitask_net`'s keywords."""
+    model = params.model.model_dump(mode="json")
+    return {key: model[key] for key in MODEL_CONFIG_KEYS}
+
+
 def build_model(params: Params, tasks: Sequence[str], num_classes: int) -> MultiTaskNet:
     """M for ``tasks`` as the ``model`` params describe it."""
-    model = params.model
-    return build_multitask_net(
-        tasks,
-        num_classes,
-        encoder=model.encoder,
-        pretrained=model.pretrained,
-        encoder_widths=model.encoder_widths,
-        decoder_channels=model.decoder_channels,
-    )
+    return build_multitask_net(tasks, num_classes, pretrained=params.model.pretrained, **model_config(params))
 
 
 def build_loss(params: Params, tasks: Sequence[str]) -> MultiTaskLoss:
@@ -63,6 +65,7 @@ def build_loss(params: Params, tasks: Sequence[str]) -> MultiTaskLoss:
         weights=loss.weights,
         weighting=loss.weighting,
         normal_kind=loss.normal,
+        pseudo_labels={task: TASKS[task].pseudo_label for task in tasks},
     )
 
 

@@ -45,7 +45,7 @@ from pipeline.inference import evaluate_outputs, fixed_samples, to_device
 from pipeline.progress import progress_bar
 from pipeline.runtime import loader_workers, runtime_session
 from pipeline.train.bn_statistics import recalibrate
-from pipeline.train.builders import selection_score
+from pipeline.train.builders import model_config, selection_score
 from pipeline.train.engine import (
     COMPLETE_MARKER,
     Engine,
@@ -192,10 +192,7 @@ class MgmLoop:
             if self.models.generator is not None
             else None
         )
-        model_params = params_to_dict(params)["model"]
-        self.model_config = {
-            key: model_params[key] for key in ("encoder", "encoder_widths", "decoder_channels")
-        }
+        self.model_config = model_config(params)
         self.generator_trains = trains_generator(params)
         self.step = 0
         self._best_extra: dict[str, Any] = {}

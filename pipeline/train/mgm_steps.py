@@ -187,9 +187,13 @@ def step_dense(
 ) -> dict[str, float]:
     """Step 1: dense losses on the labelled batch -> encoder + decoders."""
     with updating(models, STEP_PARTS["dense"]):
-        outputs = models.net(batch["rgb"])
-        sums = models.criterion.task_losses(outputs, batch)
+        images = batch["rgb"]
+        decoded = models.net.decode_training(models.net.encode(images), (images.shape[-2], images.shape[-1]))
+        sums = models.criterion.task_losses(decoded.outputs, batch)
         loss = models.criterion.combine({task: value.mean() for task, value in sums.items()})
+        if decoded.auxiliary:  # MTI-Net's deep supervision, XTasC-Net's transfer losses
+            auxiliary = models.criterion.auxiliary_losses(decoded, batch)
+            loss = loss + models.criterion.combine_auxiliary(decoded, auxiliary)
         apply_update(loss, optimizers, STEP_PARTS["dense"])
     stats = {f"dense_{task}": float(value.mean().detach()) for task, value in sums.items()}
     return {"dense": float(loss.detach()), **stats}

@@ -62,6 +62,7 @@ from pipeline.train.builders import (
     build_model,
     build_optimizer,
     build_scheduler,
+    model_config,
     model_runs,
     selection_score,
 )
@@ -125,11 +126,15 @@ class _Trainable(nn.Module):
     def forward(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Any]]:
         rgb = batch["rgb"]
         with self.autocast():
-            features = self.net.encoder(rgb)
-            outputs = self.net.decode(features, (rgb.shape[-2], rgb.shape[-1]))
-        sums = self.criterion.task_losses(outputs, batch)
+            features = self.net.encode(rgb)
+            decoded = self.net.decode_training(features, (rgb.shape[-2], rgb.shape[-1]))
+        sums = self.criterion.task_losses(decoded.outputs, batch)
         means = {task: value.mean() for task, value in sums.items()}
         loss = self.criterion.combine(means)
+        if decoded.auxiliary:
+            auxiliary = self.criterion.auxiliary_losses(decoded, batch)
+            loss = loss + self.criterion.combine_auxiliary(decoded, auxiliary)
+            sums |= auxiliary
         if self.weak is not None:
             with self.autocast():
                 weak_sums = self.weak(self.net, features, batch)
@@ -262,7 +267,11 @@ class MultiTaskLoop:
         self.optimizer = build_optimizer(params, [*trained, *extra_params])
         self.scheduler = build_scheduler(params, self.optimizer)
         self.step = 0
-        self.loss_names = [*run.tasks, *(self.weak.names if self.weak is not None else [])]
+        self.loss_names = [
+            *run.tasks,
+            *self.net.auxiliary_names,
+            *(self.weak.names if self.weak is not None else []),
+        ]
 
         trainable: nn.Module = _Trainable(
             self.net, self.criterion, autocast_factory(device, self.bf16), self.weak
@@ -298,6 +307,7 @@ class MultiTaskLoop:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "tasks": list(self.run.tasks),
             "num_classes": self.num_classes,
+            "model_config": model_config(self.params),
             "step": self.step,
             **{name: module.state_dict() for name, module in self.extra.items()},
         }
@@ -383,6 +393,7 @@ class MultiTaskLoop:
             "model": self.net.state_dict(),
             "tasks": list(self.run.tasks),
             "num_classes": self.num_classes,
+            "model_config": model_config(self.params),
             "epoch": self._epoch,
             "val": self._val,
             "val_score": self._score,

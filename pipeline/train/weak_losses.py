@@ -33,10 +33,9 @@ from torch import Tensor, nn
 from pipeline.checkpoint import CheckpointError, load_checkpoint, load_state_strict
 from pipeline.config import Params
 from pipeline.errors import ParamsError
-from pipeline.models.multitask import MultiTaskNet
+from pipeline.models.multitask import Features, MultiTaskNet, as_feature_maps
 from pipeline.models.refinement import RefinementNet, load_refinement
 from pipeline.tasks.losses import LossSum
-from pipeline.tasks.registry import TASKS
 from pipeline.train.mgm_models import build_refinement
 from pipeline.train.ssl import BatchAugment, build_ssl_head, ssl_loss
 
@@ -83,25 +82,21 @@ def load_frozen_refinement(
 
 
 def encoder_only_predictions(
-    net: MultiTaskNet, features: Tensor, size: tuple[int, int], tasks: Sequence[str]
+    net: MultiTaskNet, features: Features | Tensor, size: tuple[int, int], tasks: Sequence[str]
 ) -> dict[str, Tensor]:
     """M's predictions from encoder ``features`` through which a loss reaches the encoder only (step 5).
 
-    The decoders run with their parameters out of the graph and in eval mode, so their batch-norm
-    statistics neither see nor learn from the weak images; the features keep their gradient path.
+    The head (decoders, or MTI-Net's / XTasC-Net's head) runs with its parameters out of the graph and
+    in eval mode, so its batch-norm statistics neither see nor learn from the weak images; the
+    features keep their gradient path.
     """
-    predictions = {}
-    for task in tasks:
-        decoder = net.decoders[task]
-        flags, mode = [param.requires_grad for param in decoder.parameters()], decoder.training
-        decoder.requires_grad_(False).eval()
-        try:
-            predictions[task] = TASKS[task].activation(decoder(features, size))
-        finally:
-            decoder.train(mode)
-            for param, flag in zip(decoder.parameters(), flags):
-                param.requires_grad_(flag)
-    return predictions
+    with frozen(net.decoders):
+        return net.decode(features, size, tasks)
+
+
+def select_rows(features: Features | Tensor, rows: Tensor) -> dict[int, Tensor]:
+    """The rows ``rows`` (a boolean mask over the batch) of every encoder map."""
+    return {stride: value[rows] for stride, value in as_feature_maps(features).items()}
 
 
 @contextmanager
@@ -167,11 +162,14 @@ class WeakLosses(nn.Module):
             self.refinement.eval()  # frozen: batch-norm statistics stay those of train_mgm
         return self
 
-    def forward(self, net: MultiTaskNet, features: Tensor, batch: Mapping[str, Any]) -> dict[str, LossSum]:
+    def forward(
+        self, net: MultiTaskNet, features: Features | Tensor, batch: Mapping[str, Any]
+    ) -> dict[str, LossSum]:
         """Loss sums over the weak rows (and, with ``real_steps``, the labelled rows); ``count`` =
         images; zero when the batch holds none.
 
-        ``features`` are M's encoder features of the whole batch (computed once, with the dense losses).
+        ``features`` are M's encoder maps of the whole batch (:meth:`MultiTaskNet.encode`, computed
+        once, with the dense losses).
         """
         labelled = batch["labelled"]
         sums: dict[str, LossSum] = {}
@@ -187,13 +185,17 @@ class WeakLosses(nn.Module):
                 sums[f"ssl{suffix}"] = self._ssl(net, batch, picked)
         return sums
 
-    def _scene(self, net: MultiTaskNet, features: Tensor, batch: Mapping[str, Any], rows: Tensor) -> LossSum:
+    def _scene(
+        self, net: MultiTaskNet, features: Features | Tensor, batch: Mapping[str, Any], rows: Tensor
+    ) -> LossSum:
         assert self.refinement is not None
         count = rows.sum()
         total = batch["rgb"].new_zeros(())
         if int(count):
             size = (batch["rgb"].shape[-2], batch["rgb"].shape[-1])
-            predictions = encoder_only_predictions(net, features[rows], size, self.refinement.tasks)
+            predictions = encoder_only_predictions(
+                net, select_rows(features, rows), size, self.refinement.tasks
+            )
             logits = self.refinement(predictions).float()
             total = F.cross_entropy(logits, batch["scene"][rows], reduction="sum")
         return LossSum(total, count)
