@@ -26,7 +26,7 @@ from pipeline.errors import ParamsError
 from pipeline.models.heads import AuxiliaryOutput, Decoded, TaskDecoder
 from pipeline.tasks.registry import TASKS
 
-DEFAULT_TRANSFER_WIDTHS = (16, 32, 64)
+DEFAULT_TRANSFER_WIDTHS = (8, 16, 32)
 
 
 def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
