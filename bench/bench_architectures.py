@@ -26,25 +26,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import report
+from bench._common import report, synthetic_batch
 from pipeline.config import load_params
 from pipeline.models.multitask import ARCHITECTURES
 from pipeline.train.builders import build_loss, build_model
-
-
-def _batch(size: int, resolution: int, classes: int) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(0)
-    depth = torch.rand(size, 1, resolution, resolution, generator=generator) * 4 + 0.5
-    normal = torch.nn.functional.normalize(
-        torch.randn(size, 3, resolution, resolution, generator=generator), dim=1
-    )
-    return {
-        "rgb": torch.rand(size, 3, resolution, resolution, generator=generator),
-        "seg": torch.randint(0, classes, (size, resolution, resolution), generator=generator),
-        "depth": depth,
-        "depth_valid": torch.ones_like(depth, dtype=torch.bool),
-        "normal": normal,
-    }
 
 
 def measure(architecture: str, overrides: list[str], steps: int, batch_size: int) -> dict[str, float]:
@@ -53,7 +38,7 @@ def measure(architecture: str, overrides: list[str], steps: int, batch_size: int
     tasks, classes, resolution = params.model.tasks, params.data.num_classes, params.data.resolution
     net, criterion = build_model(params, tasks, classes), build_loss(params, tasks)
     optimizer = torch.optim.Adam([*net.parameters(), *criterion.parameters()], lr=1e-4)
-    batch = _batch(batch_size, resolution, classes)
+    batch = synthetic_batch(batch_size, resolution, classes)
     size = (resolution, resolution)
 
     net.eval()

@@ -14,7 +14,7 @@ import time
 
 import torch
 
-from bench._common import report
+from bench._common import report, synthetic_batch
 from pipeline.config import load_params
 from pipeline.train.builders import autocast_factory, build_loss, build_model, build_optimizer
 from pipeline.train.multitask import _Trainable
@@ -45,21 +45,6 @@ def make_setting(params, channels_last: bool, bf16: bool, batch: dict):
         optimizer.step()
 
     return step
-
-
-def synthetic_batch(size: int, resolution: int) -> dict:
-    generator = torch.Generator().manual_seed(0)
-    depth = torch.rand(size, 1, resolution, resolution, generator=generator) * 5 + 0.5
-    normal = torch.nn.functional.normalize(
-        torch.randn(size, 3, resolution, resolution, generator=generator), dim=1
-    )
-    return {
-        "rgb": torch.rand(size, 3, resolution, resolution, generator=generator),
-        "seg": torch.randint(0, 13, (size, resolution, resolution), generator=generator),
-        "depth": depth,
-        "depth_valid": depth > 0,
-        "normal": normal,
-    }
 
 
 def main() -> None:
