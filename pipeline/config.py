@@ -205,7 +205,12 @@ class ModelParams(_Section):
     pretrained: str | None = Field(
         None, description="resnet18 only: path of a local ImageNet state dict (never downloaded)"
     )
-    tasks: list[str] = Field(["seg", "depth", "normal"], description="dense tasks, from the task registry")
+    tasks: list[str] = Field(
+        ["seg", "depth", "normal"],
+        description="dense tasks: seg | depth | normal | edge_texture | edge_occlusion | reshading | "
+        "curvature (the last four are Taskonomy's map tasks: shards carry them when listed here; rooms: "
+        "not curvature)",
+    )
     encoder_widths: list[int] = Field(
         [48, 96, 192, 360], min_length=4, max_length=4, description="halfwidth34: the four stage widths"
     )

@@ -22,7 +22,8 @@ from torch.utils.data import DataLoader
 from pipeline.atomic import write_bytes_atomic
 from pipeline.checkpoint import CheckpointError, load_checkpoint, load_state_strict
 from pipeline.config import Params
-from pipeline.data.reader import ShardDataset, collate, read_summary
+from pipeline.data.dense_maps import MAP_TASKS
+from pipeline.data.reader import ShardDataset, collate, read_summary, require_tasks
 from pipeline.data.schema import IGNORE_LABEL
 from pipeline.errors import ParamsError
 from pipeline.inference import evaluate_outputs, fixed_samples
@@ -30,24 +31,42 @@ from pipeline.metrics.dense import delta_m
 from pipeline.models.multitask import build_multitask_net
 from pipeline.tasks.registry import TASKS
 from pipeline.train.history import write_metrics_json
-from pipeline.viz import class_palette, colorize_depth, colorize_normal, colorize_seg, save_image
+from pipeline.viz import (
+    class_palette,
+    colorize_depth,
+    colorize_map,
+    colorize_normal,
+    colorize_seg,
+    save_image,
+)
 
 
 class TrivialPredictor(nn.Module):
     """Constant predictions from train-split statistics: class prior (argmax = majority class),
-    mean valid depth, normalised mean valid normal."""
+    mean valid depth, normalised mean valid normal, and each map task's mean per channel."""
 
-    def __init__(self, class_log_prior: Tensor, mean_depth: float, mean_normal: Tensor) -> None:
+    def __init__(
+        self,
+        class_log_prior: Tensor,
+        mean_depth: float,
+        mean_normal: Tensor,
+        map_means: Mapping[str, Tensor] | None = None,
+    ) -> None:
         super().__init__()
         self.register_buffer("class_log_prior", class_log_prior.float())
         self.register_buffer("mean_depth", torch.tensor(float(mean_depth)))
         self.register_buffer("mean_normal", torch.nn.functional.normalize(mean_normal.float(), dim=0))
+        self.map_names = list(map_means or {})
+        for name, mean in (map_means or {}).items():
+            self.register_buffer(f"mean_{name}", mean.float())
 
     @classmethod
     def from_split(cls, folder: str | Path, split: str, num_classes: int) -> TrivialPredictor:
         counts = torch.zeros(num_classes, dtype=torch.float64)
         depth_sum = depth_n = 0.0
         normal_sum = torch.zeros(3, dtype=torch.float64)
+        map_sums: dict[str, Tensor] = {}
+        map_counts: dict[str, float] = {}
         for item in ShardDataset(folder, split):
             if "seg" in item:
                 labels = item["seg"][item["seg"] != IGNORE_LABEL]
@@ -57,17 +76,27 @@ class TrivialPredictor(nn.Module):
                 depth_n += float(item["depth_valid"].sum())
             if "normal" in item:
                 normal_sum += item["normal"].double().sum(dim=(1, 2))
+            for name in MAP_TASKS:
+                if name in item:
+                    valid = item[f"{name}_valid"][0]
+                    total = item[name].double()[:, valid].sum(dim=1)
+                    map_sums[name] = map_sums.get(name, torch.zeros_like(total)) + total
+                    map_counts[name] = map_counts.get(name, 0.0) + float(valid.sum())
         prior = (counts + 1.0) / (counts.sum() + num_classes)
-        return cls(prior.log(), depth_sum / max(depth_n, 1.0), normal_sum)
+        means = {name: map_sums[name] / max(map_counts[name], 1.0) for name in map_sums}
+        return cls(prior.log(), depth_sum / max(depth_n, 1.0), normal_sum, means)
 
     def forward(self, rgb: Tensor) -> dict[str, Tensor]:
         batch, _, height, width = rgb.shape
         shape = (batch, -1, height, width)
-        return {
+        outputs = {
             "seg": self.class_log_prior.view(1, -1, 1, 1).expand(shape),
             "depth": self.mean_depth.view(1, 1, 1, 1).expand(batch, 1, height, width),
             "normal": self.mean_normal.view(1, 3, 1, 1).expand(shape),
         }
+        for name in self.map_names:
+            outputs[name] = getattr(self, f"mean_{name}").view(1, -1, 1, 1).expand(shape)
+        return outputs
 
 
 def load_trained(
@@ -156,7 +185,9 @@ def _colour(task: str, value: np.ndarray, palette: np.ndarray, depth_max: float)
         return colorize_seg(value, palette)
     if task == "depth":
         return colorize_depth(value[0], vmax=depth_max)
-    return colorize_normal(np.moveaxis(value, 0, -1))
+    if task == "normal":
+        return colorize_normal(np.moveaxis(value, 0, -1))
+    return colorize_map(value)
 
 
 @torch.no_grad()
@@ -260,6 +291,14 @@ _REPORT_COLUMNS = {
         ("within_22_5", "<22.5° % ↑"), ("within_30", "<30° % ↑"), ("l1", "L1 [0,1] ↓"),
         ("loss", "mean loss ↓"),
     ],
+    **{
+        name: [("mae", "MAE ↓"), ("rmse", "RMSE ↓"), ("f1", "edge F1 ↑"), ("loss", "mean loss ↓")]
+        for name in ("edge_texture", "edge_occlusion")
+    },
+    **{
+        name: [("mae", "MAE ↓"), ("rmse", "RMSE ↓"), ("loss", "mean loss ↓")]
+        for name in ("reshading", "curvature")
+    },
 }  # fmt: skip
 
 
@@ -324,8 +363,10 @@ def evaluate(params: Params, *, progress: bool = True, metrics_dir: str | Path =
     cfg = params.evaluate
     device = select_device(params.runtime.device)
     shards = Path(params.shard.out)
-    num_classes = len(read_summary(shards)["class_names"])
+    summary = read_summary(shards)
+    num_classes = len(summary["class_names"])
     tasks = list(params.model.tasks)
+    require_tasks(summary, shards, tasks)
     loader = DataLoader(
         ShardDataset(shards, "test", dense=tasks), batch_size=cfg.batch_size, collate_fn=collate
     )

@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image, ImageDraw, ImageFont
 
+from pipeline.data.dense_maps import MAP_TASKS
 from pipeline.data.schema import IGNORE_LABEL, Sample
 
 NYU13_PALETTE: np.ndarray = np.array(
@@ -90,12 +91,26 @@ def colorize_normal(normal: np.ndarray) -> np.ndarray:
     return colours
 
 
+def colorize_map(values: np.ndarray) -> np.ndarray:
+    """A map task as grey (one channel, [0, 1]) or, for curvature's two channels in [-1, 1], red
+    and green around mid-grey; C x H x W or H x W in, H x W x 3 uint8 out."""
+    values = np.asarray(values, dtype=np.float32)
+    if values.ndim == 2:
+        values = values[None]
+    if values.shape[0] == 1:
+        grey = np.clip(values[0] * 255.0, 0, 255).round().astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    channels = [np.clip((values[c] + 1.0) * 127.5, 0, 255) for c in range(min(values.shape[0], 2))]
+    return np.stack([*channels, np.full_like(channels[0], 127.5)], axis=-1).round().astype(np.uint8)
+
+
 def _columns(samples: Sequence[Sample]) -> list[str]:
     present = ["rgb"]
     for name in ("seg", "depth", "normal"):
         if any(getattr(sample, name) is not None for sample in samples):
             present.append(name)
-    return present
+    maps = sorted({name for sample in samples for name in sample.maps})
+    return present + [name for name in MAP_TASKS if name in maps]
 
 
 def _grid_palette(samples: Sequence[Sample]) -> np.ndarray:
@@ -109,7 +124,7 @@ def _grid_palette(samples: Sequence[Sample]) -> np.ndarray:
 
 
 def _panel(sample: Sample, column: str, cell: int, palette: np.ndarray) -> Image.Image:
-    value = getattr(sample, column)
+    value = sample.maps.get(column) if column in MAP_TASKS else getattr(sample, column)
     if value is None:
         array = np.full((cell, cell, 3), 40, dtype=np.uint8)
     elif column == "rgb":
@@ -118,8 +133,10 @@ def _panel(sample: Sample, column: str, cell: int, palette: np.ndarray) -> Image
         array = colorize_seg(value, palette)
     elif column == "depth":
         array = colorize_depth(value)
-    else:
+    elif column == "normal":
         array = colorize_normal(value)
+    else:
+        array = colorize_map(np.moveaxis(value, -1, 0) if value.ndim == 3 else value)
     image = Image.fromarray(array)
     if image.size != (cell, cell):
         resample = Image.Resampling.BILINEAR if column in ("rgb", "depth") else Image.Resampling.NEAREST
@@ -143,7 +160,8 @@ def sample_grid(
     grid = Image.new("RGB", (width, height), (255, 255, 255))
     draw = ImageDraw.Draw(grid)
     for j, column in enumerate(columns):
-        draw.text((label_w + j * (cell + gap) + 4, 3), _COLUMN_TITLES[column], fill=(0, 0, 0), font=font)
+        title = _COLUMN_TITLES.get(column, column.replace("_", " "))
+        draw.text((label_w + j * (cell + gap) + 4, 3), title, fill=(0, 0, 0), font=font)
     for i, sample in enumerate(samples):
         top = header + i * (cell + gap)
         draw.text((4, top + cell // 2 - 12), _row_label(sample, scene_names), fill=(0, 0, 0), font=font)

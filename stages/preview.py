@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(params: Params, args: argparse.Namespace) -> None:
-    source = make_source(params.data)
+    source = make_source(params.data, params.model.tasks)
     ids = list(source.split_ids()[args.split])[: args.count]
     samples = [source.load(item) for item in ids]
     save_image(sample_grid(samples, scene_names=source.scene_names), args.out)

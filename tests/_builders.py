@@ -145,12 +145,16 @@ def build_taskonomy(
     views: Sequence[tuple[int, int]] = ((0, 0), (0, 1), (3, 2), (7, 0), (12, 1)),
     size: int = 40,
     seg_domain: str = "segmentsemantic",
+    maps: bool = False,
 ) -> Path:
     """Taskonomy task folders under ``root`` (``<task>/<building>/...`` or flat when ``building`` is None).
 
     Each view: RGB noise; segment_semantic with 0 (uncertain) / 1 (background) / 2 (bottle) / 17 (vase)
     bands; depth 2 m (1024 units) with a 65535 (missing) corner; normals facing the camera except a
-    floor band (pointing up) and the missing corner (grey 128).
+    floor band (pointing up) and the missing corner (grey 128). With ``maps``, also the map folders:
+    16-bit texture edges (8192 on the middle column, 0 elsewhere) and occlusion edges (65535 there),
+    8-bit reshading (a
+    left-to-right ramp 0..255 along x, in RGB) and principal curvature (R 127 + 100, G 127 - 50).
     """
     rng = np.random.default_rng(0)
     for point, view in views:
@@ -171,4 +175,15 @@ def build_taskonomy(
         write_png(root / "segment_semantic" / folder / f"{stem}{seg_domain}.png", seg)
         write_png(root / "depth_zbuffer" / folder / f"{stem}depth_zbuffer.png", depth)
         write_png(root / "normal" / folder / f"{stem}normal.png", encoded)
+        if maps:
+            edges = np.zeros((size, size), np.uint16)
+            edges[:, size // 2] = 8192
+            write_png(root / "edge_texture" / folder / f"{stem}edge_texture.png", edges)
+            edges[:, size // 2] = 65535
+            write_png(root / "edge_occlusion" / folder / f"{stem}edge_occlusion.png", edges)
+            ramp = np.repeat(np.linspace(0, 255, size).round().astype(np.uint8)[None, :, None], size, 0)
+            write_png(root / "reshading" / folder / f"{stem}reshading.png", np.repeat(ramp, 3, axis=2))
+            curvature = np.zeros((size, size, 3), np.uint8)
+            curvature[..., 0], curvature[..., 1], curvature[..., 2] = 227, 77, 127
+            write_png(root / "principal_curvature" / folder / f"{stem}principal_curvature.png", curvature)
     return root

@@ -84,8 +84,10 @@ def make_shards(
     reference: int = 4,
     per_shard: int = 3,
     label_fraction: float = 1.0,
+    tasks: list[str] | None = None,
 ) -> Path:
-    """A rooms shard set at 32 px in ``folder`` (``label_fraction`` < 1 also fills the weak split)."""
+    """A rooms shard set at 32 px in ``folder`` (``label_fraction`` < 1 also fills the weak split;
+    ``tasks``: ``model.tasks``, whose map tasks the shards then carry)."""
     values = {
         **{key: TINY[key] for key in ("data.resolution", "shard.workers")},
         "shard.out": str(folder),
@@ -95,6 +97,7 @@ def make_shards(
         "data.rooms.reference": reference,
         "data.label_fraction": label_fraction,
         "shard.samples_per_shard": per_shard,
+        **({"model.tasks": tasks} if tasks else {}),
     }
     shard_dataset(load_params(None, as_overrides(values)), progress=False)
     return folder

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from tests._dvc_repo import dvc, make_project_repo, run
 from tests._tiny import PIPELINE
@@ -76,3 +77,15 @@ def test_repro_trains_every_variant_and_evaluates(tmp_path):
     run(["git", "commit", "-qm", "pipeline outputs"], repo)
     ratio = dvc(repo, "exp", "run", "-S", "mix.synthetic_ratio=0.5", "-n", "half")
     assert _stages_run(ratio.stdout) == ["train_mt@mgm", "evaluate"]
+
+    # the architecture switch retrains every multi-task network and what reads them; never the shards,
+    # the GAN or the GAN's synthetic set (MTI-Net's scales sized for 32 px)
+    mti = dvc(
+        repo, "exp", "run", "-n", "mti", "-S", "model.architecture=mti",
+        "-S", "model.mti.scales=[2, 4, 8, 16]", "-S", "model.mti.channels=[4, 8, 8, 16]",
+    )  # fmt: skip
+    assert sorted(_stages_run(mti.stdout)) == sorted(
+        ["train_mt@st", "train_mt@mt", "train_mgm", "synthesize@mgm", "train_mt@mgm", "evaluate"]
+    )
+    state = torch.load(repo / "models" / "mt" / "mt" / "best.pt", map_location="cpu", weights_only=False)
+    assert state["model_config"]["architecture"] == "mti"

@@ -212,3 +212,41 @@ def test_train_mgm_drives_an_mti_net(tmp_path):
     assert state["model_config"]["architecture"] == "mti"
     assert any(key.startswith("decoders.propagate.") for key in state["model"])
     assert summary["epochs_done"] == 1
+
+
+SIX_TASKS = ["seg", "depth", "normal", "edge_texture", "edge_occlusion", "reshading"]
+
+
+@pytest.mark.parametrize("architecture", [TOY_MTI, TOY_XTASC], ids=["mti", "xtasc"])
+def test_mgm_train_mt_runs_each_architecture_on_six_tasks(architecture, tmp_path, monkeypatch):
+    """``mgm shard`` and ``mgm train_mt --variant mt`` with the Taskonomy map tasks, as a user runs them."""
+    import json
+    from pathlib import Path
+
+    from stages.cli import main as mgm_main
+    from tests._tiny import as_overrides
+
+    monkeypatch.chdir(tmp_path)
+    params_file = Path(__file__).resolve().parents[1] / "params.yaml"
+    project = TinyProject(tmp_path, tmp_path / "real")
+    sizes = {"data.rooms.train": 8, "data.rooms.val": 4, "data.rooms.test": 4, "shard.samples_per_shard": 4}
+    pairs = ["model.xtasc.pairs=[[depth, edge_occlusion], [normal, reshading], [edge_texture, seg]]"]
+    sets = [
+        *project.overrides(*architecture, f"model.tasks={json.dumps(SIX_TASKS)}", "train_mt.epochs=1"),
+        *as_overrides(sizes),
+        *(pairs if "model.architecture=xtasc" in architecture else []),
+    ]
+    arguments = ["--params", str(params_file), "--quiet"]
+    arguments += [part for value in sets for part in ("--set", value)]
+    assert mgm_main(["shard", *arguments]) == 0
+    assert json.loads((tmp_path / "real" / "summary.json").read_text())["tasks"] == SIX_TASKS
+    assert mgm_main(["train_mt", "--variant", "mt", *arguments]) == 0
+    header = (tmp_path / "plots" / "mt" / "mt.csv").read_text().splitlines()[0].split(",")
+    for task in SIX_TASKS:
+        assert f"val_{task}_loss" in header
+    if "model.architecture=mti" in architecture:
+        assert "train_mti_s2_edge_occlusion_loss" in header
+    else:
+        assert {"train_xt_depth_to_edge_occlusion_loss", "train_xt_edge_texture_to_seg_loss"} <= set(header)
+    state = torch.load(tmp_path / "models" / "mt" / "best.pt", map_location="cpu", weights_only=False)
+    assert state["tasks"] == SIX_TASKS and state["model_config"]["architecture"] == architecture[0][19:]

@@ -2,8 +2,9 @@
 
 Field names inside a sample (``<key>.<field>``): ``rgb.png``, ``seg.png``, ``depth.npy``
 (float16 metres, 0 = invalid), ``normal.npy`` (float16 HxWx3, zeros = invalid), ``scene.cls``
-(decimal text) and ``meta.json`` (sorted keys). Encoding is deterministic: the same sample
-always gives the same bytes.
+(decimal text) and ``meta.json`` (sorted keys), plus one field per map task the sample carries
+(``edge_texture.png``, ..., ``curvature.npy``: :mod:`pipeline.data.dense_maps`). Encoding is
+deterministic: the same sample always gives the same bytes.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from pipeline.data.dense_maps import MAP_TASKS, quantise_unit
 from pipeline.data.schema import Sample
 
 DENSE_FIELDS = ("seg.png", "depth.npy", "normal.npy")
 REQUIRED_FIELDS = ("rgb.png", "scene.cls", "meta.json")
-_DENSE = ("seg", "depth", "normal")
+_DENSE = ("seg", "depth", "normal", *MAP_TASKS)
 _PNG_CHANNELS = {"RGB": 3, "L": 1}
 
 
@@ -64,6 +66,12 @@ def encode_sample(sample: Sample, split: str) -> dict[str, Any]:
         record["depth.npy"] = encode_npy(sample.depth.astype(np.float16))
     if sample.normal is not None:
         record["normal.npy"] = encode_npy(sample.normal.astype(np.float16))
+    for name in sorted(sample.maps):
+        spec, values = MAP_TASKS[name], sample.maps[name]
+        if spec.storage == "png":
+            record[spec.field] = encode_png(quantise_unit(values))
+        else:
+            record[spec.field] = encode_npy(values.astype(np.float16))
     return record
 
 
@@ -120,8 +128,9 @@ def decode_fields(record: dict[str, Any], dense: Sequence[str] | None = None) ->
     """Decode the stored bytes of one sample to numpy arrays and Python values.
 
     Returns ``rgb`` (uint8 HxWx3), ``scene`` (int), ``meta`` (dict) and, when present and asked
-    for in ``dense`` (``None``: every one present), ``seg`` (uint8 HxW), ``depth`` (float32 HxW) and
-    ``normal`` (float32 HxWx3). A stage that needs no pixel labels does not pay for decoding them.
+    for in ``dense`` (``None``: every one present), ``seg`` (uint8 HxW), ``depth`` (float32 HxW),
+    ``normal`` (float32 HxWx3) and each map task (float32 HxW, or HxWxC; ``png`` maps in [0, 1]).
+    A stage that needs no pixel labels does not pay for decoding them.
     """
     missing = [name for name in REQUIRED_FIELDS if name not in record]
     if missing:
@@ -147,6 +156,16 @@ def decode_fields(record: dict[str, Any], dense: Sequence[str] | None = None) ->
         out["normal"] = _check_shape("normal", decode_npy(record["normal.npy"]), (height, width, 3)).astype(
             np.float32
         )
+    for name, spec in MAP_TASKS.items():
+        if spec.field not in record:
+            continue
+        if spec.storage == "png":
+            values = decode_png(record[spec.field], "L").astype(np.float32) / np.float32(255.0)
+        else:
+            values = decode_npy(record[spec.field]).astype(np.float32)
+            if not np.isfinite(values).all():
+                raise DecodeError(f"{name} holds NaN or infinite values")
+        out[name] = _check_shape(name, values, spec.shape(height, width))
     return out
 
 

@@ -249,6 +249,17 @@ def normals_from_depth(
     return out
 
 
+def crop_resize_map(values: np.ndarray, size: int) -> np.ndarray:
+    """Center-crop an ``H x W`` or ``H x W x C`` float map to a square and resize every channel
+    (area average when shrinking): a map task's rule, values stay in their range."""
+    square = center_crop_square(values)
+    if square.ndim == 2:
+        return _resize_float(square, size).astype(np.float32)
+    return np.stack([_resize_float(square[..., c], size) for c in range(square.shape[2])], axis=-1).astype(
+        np.float32
+    )
+
+
 def square_crop_resize(
     size: int,
     rgb: np.ndarray,

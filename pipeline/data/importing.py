@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.config import SplitParams
-from pipeline.data.geometry import square_crop_resize
+from pipeline.data.geometry import crop_resize_map, square_crop_resize
 from pipeline.data.schema import Sample
 from pipeline.errors import ParamsError, SourceError
 
@@ -74,6 +74,21 @@ def read_uint16(path: Path) -> np.ndarray:
     return array.astype(np.uint16)
 
 
+def read_unit_png(path: Path) -> np.ndarray:
+    """float32 ``H x W`` in [0, 1] from a single-channel 8- or 16-bit PNG (value / its type's maximum;
+    an RGB PNG gives its first channel, as Taskonomy's grey maps are sometimes stored)."""
+    image = _open_png(path)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image).astype(np.float64)
+        if array.min() < 0 or array.max() > 65535:
+            raise SourceError(f"{path}: values outside 0..65535")
+        return (array / 65535.0).astype(np.float32)
+    if image.mode in ("L", "LA", "RGB", "RGBA"):
+        array = np.asarray(image.convert("RGB"), dtype=np.float32)[..., 0]
+        return array / np.float32(255.0)
+    raise SourceError(f"{path}: expected an 8- or 16-bit grey PNG, got mode {image.mode}")
+
+
 def read_label_png(path: Path, max_label: int) -> np.ndarray:
     """Integer ``H x W`` label map (8-bit L/P or 16-bit) whose values must lie in ``0..max_label``."""
     image = _open_png(path)
@@ -122,10 +137,12 @@ def dense_sample(
     meta: dict[str, Any],
     resolution: int,
     images: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    maps: dict[str, np.ndarray] | None = None,
 ) -> Sample:
-    """Square sample from source-resolution ``(rgb, seg, depth, normal)``."""
+    """Square sample from source-resolution ``(rgb, seg, depth, normal)`` and map tasks."""
     rgb, seg, depth, normal = square_crop_resize(resolution, *images)
-    return Sample(key=key, rgb=rgb, scene=scene, seg=seg, depth=depth, normal=normal, meta=meta)
+    resized = {name: crop_resize_map(values, resolution) for name, values in (maps or {}).items()}
+    return Sample(key=key, rgb=rgb, scene=scene, seg=seg, depth=depth, normal=normal, meta=meta, maps=resized)
 
 
 def check_resolution(resolution: int) -> int:

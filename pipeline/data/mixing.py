@@ -42,6 +42,7 @@ from torch.utils.data import IterableDataset
 
 from pipeline.config import Params
 from pipeline.data.codec import REQUIRED_FIELDS, DecodeError, decode_fields
+from pipeline.data.dense_maps import MAP_TASKS, map_tasks_of
 from pipeline.data.manifest import MANIFEST_NAME, read_manifest
 from pipeline.data.reader import RgbRange, ShardDataset, list_shards, read_summary, to_tensors
 from pipeline.data.schema import IGNORE_LABEL
@@ -168,14 +169,20 @@ def read_record(stream: IO[bytes], offset: int, size: int) -> dict[str, Any]:
     return record
 
 
-def weak_item(fields: dict[str, Any], key: str, rgb_range: RgbRange) -> dict[str, Any]:
-    """A weak sample: its image and scene, ignore-valued dense targets, ``labelled`` False."""
+def weak_item(
+    fields: dict[str, Any], key: str, rgb_range: RgbRange, maps: Sequence[str] = ()
+) -> dict[str, Any]:
+    """A weak sample: its image and scene, ignore-valued dense targets (with zero, invalid ones for
+    the map tasks ``maps`` the labelled samples carry), ``labelled`` False."""
     item = to_tensors({"rgb": fields["rgb"], "scene": fields["scene"]}, rgb_range)
     height, width = item["rgb"].shape[1:]
     item["seg"] = torch.full((height, width), IGNORE_LABEL, dtype=torch.long)
     item["depth"] = torch.zeros(1, height, width)
     item["depth_valid"] = torch.zeros(1, height, width, dtype=torch.bool)
     item["normal"] = torch.zeros(3, height, width)
+    for name in maps:
+        item[name] = torch.zeros(MAP_TASKS[name].channels, height, width)
+        item[f"{name}_valid"] = torch.zeros(1, height, width, dtype=torch.bool)
     item["key"] = key
     item["meta"] = fields["meta"]
     item["labelled"] = torch.tensor(False)
@@ -218,6 +225,7 @@ class MixedShardDataset(IterableDataset):
                 "(shards and manifest are from different runs: rerun `mgm shard`)"
             )
         self.labelled_count = sum(self.shard_sizes[path.name] for path in self.labelled.shards)
+        self.maps = map_tasks_of(read_summary(labelled_folder).get("tasks", []))
         self.weak_count = weak_count(self.ratio, self.labelled_count)
         self.seed = seed
         self.rgb_range: RgbRange = rgb_range
@@ -322,7 +330,7 @@ class MixedShardDataset(IterableDataset):
             fields = decode_fields({name: record[name] for name in _WEAK_FIELDS if name in record})
         except (DecodeError, tarfile.TarError, OSError) as err:
             raise ShardError(f"shard {path}: sample {key!r}: {err}") from err
-        return weak_item(fields, key, self.rgb_range)
+        return weak_item(fields, key, self.rgb_range, self.maps)
 
 
 def weak_set(params: Params) -> tuple[Path, str]:

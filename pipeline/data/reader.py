@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from pipeline.data.codec import DecodeError, decode_fields
+from pipeline.data.dense_maps import BASE_TASKS, MAP_TASKS
 from pipeline.data.manifest import MANIFEST_NAME, read_manifest
 from pipeline.data.tar_members import iter_samples
 from pipeline.errors import ShardError
@@ -64,6 +65,19 @@ def read_summary(folder: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def require_tasks(summary: dict[str, Any], folder: str | Path, tasks: Sequence[str]) -> None:
+    """Refuse ``tasks`` (``model.tasks``) the shard set does not carry, saying how to make them.
+    A summary without ``tasks`` is from before map tasks: it carries the base three."""
+    stored = summary.get("tasks", list(BASE_TASKS))
+    missing = [task for task in tasks if task not in stored]
+    if missing:
+        raise ShardError(
+            f"model.tasks: {', '.join(missing)} not in the shards of {folder} (they carry "
+            f"{', '.join(stored)}): re-shard with these tasks in model.tasks (`dvc repro shard`, or "
+            f"`mgm shard --set model.tasks=[...]`)"
+        )
+
+
 def shard_resolution(summary: dict[str, Any], folder: str | Path) -> int:
     """The image side of a shard set, from its summary: every stage after ``shard`` reads it here,
     never from ``data.resolution`` (which may have changed since the shards were written)."""
@@ -102,6 +116,11 @@ def to_tensors(fields: dict[str, Any], rgb_range: RgbRange = "01") -> dict[str, 
         out["depth_valid"] = depth > 0
     if "normal" in fields:
         out["normal"] = torch.from_numpy(fields["normal"]).permute(2, 0, 1).contiguous()
+    for name in MAP_TASKS:
+        if name in fields:
+            values = torch.from_numpy(fields[name])
+            out[name] = values.unsqueeze(0) if values.ndim == 2 else values.permute(2, 0, 1).contiguous()
+            out[f"{name}_valid"] = torch.ones(1, *out[name].shape[1:], dtype=torch.bool)
     return out
 
 
@@ -110,7 +129,8 @@ class ShardDataset(IterableDataset):
 
     Each item holds ``rgb`` (float 3xHxW in [0, 1], or [-1, 1] with ``rgb_range="pm1"``),
     ``scene`` (long), and where stored ``seg`` (long HxW, 255 = ignore), ``depth`` (float
-    1xHxW metres), ``depth_valid`` (bool 1xHxW) and ``normal`` (float 3xHxW), plus ``key``
+    1xHxW metres), ``depth_valid`` (bool 1xHxW), ``normal`` (float 3xHxW) and each map task
+    (float CxHxW, with ``<task>_valid``, bool 1xHxW), plus ``key``
     and ``meta``. ``dense`` names the pixel labels to decode (``None``: all; ``()``: none, for the
     stages that read images and scene labels only).
     """

@@ -9,6 +9,8 @@ Conventions
   z forward, OpenCV convention), pointing towards the camera; all zeros = invalid.
 * ``scene``: int, index into the source's scene names.
 * ``meta``: JSON-serialisable dict with at least ``source`` and ``id`` (original id).
+* ``maps``: the map tasks asked for (:mod:`pipeline.data.dense_maps`), float32 H x W (or H x W x C),
+  each in [0, 1] but ``curvature``.
 
 Synthetic samples carry only ``rgb``, ``scene`` and ``meta``.
 """
@@ -21,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.data.dense_maps import MAP_TASKS
 from pipeline.errors import SampleError
 
 IGNORE_LABEL = 255
@@ -56,6 +59,8 @@ class Sample:
     depth: np.ndarray | None = None
     normal: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
+    """Map task name -> its map (edges, reshading, curvature), only those the params ask for."""
 
 
 def validate_key(key: str) -> str:
@@ -111,6 +116,21 @@ def validate_sample(
     valid = norms > 0
     if valid.any() and np.abs(norms[valid] - 1.0).max() > 1e-2:
         fail("normal vectors must be unit length (or all zeros where invalid)")
+    for name, values in sample.maps.items():
+        if name not in MAP_TASKS:
+            fail(f"map {name!r} is no map task; known: {', '.join(MAP_TASKS)}")
+        spec = MAP_TASKS[name]
+        if (
+            not isinstance(values, np.ndarray)
+            or values.dtype != np.float32
+            or values.shape != spec.shape(height, width)
+        ):
+            shape = "x".join(map(str, spec.shape(height, width)))
+            fail(f"{name} must be float32 {shape}, got {_describe(values)}")
+        if not np.isfinite(values).all():
+            fail(f"{name} holds NaN or infinite values")
+        if spec.storage == "png" and (values.min() < 0 or values.max() > 1):
+            fail(f"{name} must lie in [0, 1], got {float(values.min()):.3g}..{float(values.max()):.3g}")
     return sample
 
 

@@ -29,6 +29,7 @@ from pipeline import __version__
 from pipeline.atomic import atomic_output_dir, write_json_atomic
 from pipeline.config import Params, params_to_dict
 from pipeline.data.codec import encode_sample
+from pipeline.data.dense_maps import BASE_TASKS
 from pipeline.data.manifest import MANIFEST_NAME, ManifestRow, sample_byte_ranges, write_manifest
 from pipeline.data.schema import IGNORE_LABEL, Sample, validate_sample
 from pipeline.data.source import Source
@@ -164,11 +165,16 @@ def shard_dataset(
     any dataset that implements the interface.
     """
     data, shard = params.data, params.shard
-    source = source if source is not None else make_source(data)
+    source = source if source is not None else make_source(data, params.model.tasks)
     plan = plan_splits(source, data.label_fraction, data.seed)
     num_classes, num_scenes = len(source.class_names), len(source.scene_names)
 
     def check(sample: Sample) -> Sample:
+        if set(sample.maps) != set(source.maps):
+            raise SampleError(
+                f"sample {sample.key!r}: carries maps {sorted(sample.maps)}, but model.tasks asks the "
+                f"source for {sorted(source.maps)}"
+            )
         return validate_sample(
             sample, num_classes=num_classes, num_scenes=num_scenes, resolution=data.resolution
         )
@@ -204,6 +210,7 @@ def build_summary(
         "resolution": params.data.resolution,
         "class_names": list(source.class_names),
         "scene_names": list(source.scene_names),
+        "tasks": [*BASE_TASKS, *source.maps],
         "splits": {
             split: {
                 "samples": int(split_stats.scene_counts.sum()),

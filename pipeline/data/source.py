@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import ClassVar
 
 from pipeline.data.schema import Sample
 
@@ -24,6 +25,12 @@ class Source(ABC):
     name: str
     class_names: tuple[str, ...]
     scene_names: tuple[str, ...]
+    map_tasks: tuple[str, ...] = ()
+    """The map tasks (:mod:`pipeline.data.dense_maps`) this source can provide besides the base three."""
+    map_refusals: ClassVar[dict[str, str]] = {}
+    """Map task -> why this source cannot provide it (when the reason is more than "no such files")."""
+    maps: tuple[str, ...] = ()
+    """The map tasks every sample it loads carries (chosen from ``model.tasks`` by the factory)."""
 
     @abstractmethod
     def split_ids(self) -> dict[str, Sequence[str]]:

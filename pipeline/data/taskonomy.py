@@ -8,6 +8,12 @@ Conventions (sources in docs/formats.md):
 * ``normal``: 8-bit RGB, 127.5-centred: ``d = rgb / 127.5 - 1`` is the outward normal in a frame
   with x to the image left, y up and z towards the viewer, i.e. ``d = -n`` for our OpenCV frame
   (x right, y down, z forward). Grey (128, 128, 128) marks missing mesh.
+* ``edge_texture``, ``edge_occlusion``, ``reshading`` (read when ``model.tasks`` asks for them):
+  grey PNGs, 8 or 16 bit, divided by the type's maximum into [0, 1] (an RGB one gives its first
+  channel). Texture edges fill only the bottom of the 16-bit range: as omnidata's task parameters
+  do, they are clamped to :data:`EDGE_TEXTURE_CLAMP` and divided by it.
+* ``principal_curvature`` -> the ``curvature`` task: 8-bit RGB, the first two channels are the
+  principal curvatures with 0 at 127; we store ``(v - 127) / 127``.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import SplitParams
+from pipeline.data.dense_maps import decode_taskonomy_curvature
 from pipeline.data.importing import (
     check_resolution,
     check_same_size,
@@ -29,6 +36,7 @@ from pipeline.data.importing import (
     read_rgb,
     read_scene_table,
     read_uint16,
+    read_unit_png,
     require_training_images,
 )
 from pipeline.data.schema import IGNORE_LABEL, Sample
@@ -58,6 +66,8 @@ TASKONOMY_CLASSES: tuple[str, ...] = (
 
 DEPTH_UNITS_PER_METRE = 512.0
 DEPTH_MISSING = 65535
+EDGE_TEXTURE_CLAMP = 0.25
+"""``edge_texture``: values (in [0, 1] of the 16-bit range) above this are clamped, then scaled to 1."""
 NORMAL_MIN_LENGTH = 0.5
 """Decoded normals shorter than this (e.g. the grey of missing mesh) are invalid."""
 
@@ -68,6 +78,14 @@ TASKS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 """Per label task: accepted folder names and accepted ``domain_<name>`` spellings in file names."""
 
+MAP_FOLDERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "edge_texture": (("edge_texture",), ("edge_texture",)),
+    "edge_occlusion": (("edge_occlusion",), ("edge_occlusion",)),
+    "reshading": (("reshading",), ("reshading",)),
+    "curvature": (("principal_curvature", "curvature"), ("principal_curvature", "curvature")),
+}
+"""Per map task (our name): accepted folder names and ``domain_<name>`` spellings, as :data:`TASKS`."""
+
 _RGB_NAME = re.compile(r"^point_(\d+)_view_(\d+)_domain_rgb\.png$")
 _KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -77,6 +95,7 @@ class TaskonomySource(Source):
 
     name = "taskonomy"
     class_names = TASKONOMY_CLASSES
+    map_tasks = tuple(MAP_FOLDERS)
 
     def __init__(
         self,
@@ -85,12 +104,14 @@ class TaskonomySource(Source):
         resolution: int,
         split: SplitParams,
         seed: int,
+        maps: Sequence[str] = (),
     ):
         self.path = Path(path)
+        self.maps = tuple(maps)
         if split.scheme == "official":
             raise ParamsError("data.split.scheme='official' is NYUv2-only; use 'random' for taskonomy")
         self.resolution = check_resolution(resolution)
-        self._items = _discover(self.path)
+        self._items = _discover(self.path, self.maps)
         csv_path = _resolve_csv(scenes_csv, self.path)
         table = read_scene_table(csv_path, "image")
         self._scenes = {item_id: _scene_for(item, table, csv_path) for item_id, item in self._items.items()}
@@ -116,7 +137,18 @@ class TaskonomySource(Source):
         scene = self._scenes[item_id]
         meta = {"source": self.name, "id": item_id, "scene_name": scene, "building": item["building"]}
         images = (rgb, seg, depth, normal)
-        return dense_sample(item["key"], self.scene_names.index(scene), meta, self.resolution, images)
+        maps = {name: _read_map(name, paths[name]) for name in self.maps}
+        check_same_size({paths["rgb"]: rgb.shape, **{paths[name]: maps[name].shape for name in maps}})
+        return dense_sample(item["key"], self.scene_names.index(scene), meta, self.resolution, images, maps)
+
+
+def _read_map(task: str, path: Path) -> np.ndarray:
+    """One map task's array at source resolution, in our convention (module docstring)."""
+    if task == "curvature":
+        return decode_taskonomy_curvature(read_rgb(path))
+    if task == "edge_texture":
+        return np.minimum(read_unit_png(path) / EDGE_TEXTURE_CLAMP, 1.0).astype(np.float32)
+    return read_unit_png(path)
 
 
 def decode_depth(raw: np.ndarray) -> np.ndarray:
@@ -148,14 +180,16 @@ def item_key(building: str, point: str, view: str) -> str:
     return f"tt-{safe}-p{int(point)}-v{int(view)}"
 
 
-def _discover(root: Path) -> dict[str, dict[str, Any]]:
-    """Every ``rgb/**/point_P_view_V_domain_rgb.png`` with its three label files, keyed by item id."""
+def _discover(root: Path, maps: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """Every ``rgb/**/point_P_view_V_domain_rgb.png`` with its three label files (and the files of
+    the map tasks ``maps``), keyed by item id."""
     rgb_dir = root / "rgb"
     if not root.is_dir():
         raise SourceError(f"{root}: Taskonomy folder does not exist")
     if not rgb_dir.is_dir():
         raise SourceError(f"{rgb_dir}: folder does not exist (expected rgb/ next to the label folders)")
-    task_dirs = {task: _task_dir(root, task) for task in TASKS}
+    folders = {**TASKS, **{name: MAP_FOLDERS[name] for name in maps}}
+    task_dirs = {task: _task_dir(root, task, folders) for task in folders}
     listings: dict[tuple[str, Path], set[str]] = {}
     items: dict[str, dict[str, Any]] = {}
     keys: dict[str, str] = {}
@@ -168,7 +202,7 @@ def _discover(root: Path) -> dict[str, dict[str, Any]]:
         point, view = match.groups()
         files = {"rgb": rgb_path}
         for task, task_dir in task_dirs.items():
-            files[task] = _companion(task_dir / relative, task, point, view, listings)
+            files[task] = _companion(task_dir / relative, task, point, view, listings, folders)
         item_id = "/".join((*relative.parts, f"point_{point}_view_{view}"))
         key = item_key(building, point, view)
         if key in keys:
@@ -186,24 +220,31 @@ def _discover(root: Path) -> dict[str, dict[str, Any]]:
     return items
 
 
-def _task_dir(root: Path, task: str) -> Path:
-    for folder in TASKS[task][0]:
+def _task_dir(root: Path, task: str, folders: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> Path:
+    for folder in folders[task][0]:
         if (root / folder).is_dir():
             return root / folder
-    raise SourceError(f"{root / TASKS[task][0][0]}: folder does not exist")
+    raise SourceError(f"{root / folders[task][0][0]}: folder does not exist (needed by task {task})")
 
 
-def _companion(folder: Path, task: str, point: str, view: str, listings: dict) -> Path:
+def _companion(
+    folder: Path,
+    task: str,
+    point: str,
+    view: str,
+    listings: dict,
+    folders: dict[str, tuple[tuple[str, ...], tuple[str, ...]]],
+) -> Path:
     """The label file of ``task`` for (point, view) in ``folder``, under any accepted domain spelling."""
     names = listings.get((task, folder))
     if names is None:
         names = {entry.name for entry in folder.iterdir()} if folder.is_dir() else set()
         listings[(task, folder)] = names
-    for domain in TASKS[task][1]:
+    for domain in folders[task][1]:
         name = f"point_{point}_view_{view}_domain_{domain}.png"
         if name in names:
             return folder / name
-    expected = folder / f"point_{point}_view_{view}_domain_{TASKS[task][1][0]}.png"
+    expected = folder / f"point_{point}_view_{view}_domain_{folders[task][1][0]}.png"
     raise SourceError(f"{expected}: file does not exist")
 
 

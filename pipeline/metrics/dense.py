@@ -114,6 +114,48 @@ class DepthMeter(Meter):
         }
 
 
+EDGE_THRESHOLD = 0.5
+"""Edge maps: a pixel counts as an edge where the value exceeds this (for precision, recall, F1)."""
+
+
+class MapMeter(Meter):
+    """A per-pixel regression map (edges, reshading, curvature): mean absolute error (``mae``, the
+    Taskonomy L1 test loss) and RMSE over pixels and channels; with ``edge_threshold``, also the
+    pixel-wise ``precision``, ``recall`` and ``f1`` of ``value > edge_threshold`` (1 when a split
+    has no edge and none is predicted)."""
+
+    def __init__(self, edge_threshold: float | None = None) -> None:
+        self.edge_threshold = edge_threshold
+        self.state = {
+            name: torch.zeros((), dtype=torch.float64) for name in ("abs", "sq", "n", "tp", "fp", "fn")
+        }
+
+    def update(self, pred: Tensor, target: Tensor) -> None:
+        """``pred``/``target``: B x C x H x W in the target's units."""
+        pred, target = pred.detach().double().cpu(), target.detach().double().cpu()
+        error = pred - target
+        self.state["abs"] += error.abs().sum()
+        self.state["sq"] += error.square().sum()
+        self.state["n"] += error.numel()
+        if self.edge_threshold is not None:
+            predicted, true = pred > self.edge_threshold, target > self.edge_threshold
+            self.state["tp"] += (predicted & true).sum()
+            self.state["fp"] += (predicted & ~true).sum()
+            self.state["fn"] += (~predicted & true).sum()
+
+    def compute(self) -> dict[str, float]:
+        n = float(self.state["n"])
+        result = {"mae": float(self.state["abs"]) / n if n else math.nan}
+        result["rmse"] = math.sqrt(float(self.state["sq"]) / n) if n else math.nan
+        if self.edge_threshold is not None:
+            tp, fp, fn = (float(self.state[name]) for name in ("tp", "fp", "fn"))
+            result["precision"] = tp / (tp + fp) if tp + fp else (1.0 if fn == 0 else 0.0)
+            result["recall"] = tp / (tp + fn) if tp + fn else 1.0
+            both = result["precision"] + result["recall"]
+            result["f1"] = 2 * result["precision"] * result["recall"] / both if both else 0.0
+        return result
+
+
 def angular_error_degrees(pred: Tensor, target: Tensor) -> Tensor:
     """Angle in degrees between vectors along dim 1 (``pred`` is normalised first)."""
     pred = torch.nn.functional.normalize(pred.double(), dim=1)

@@ -69,6 +69,19 @@ def normal_loss(pred: Tensor, batch: Mapping[str, Tensor], normal_loss: NormalLo
     return LossSum(per_pixel[valid].sum(), valid.sum())
 
 
+def map_loss(task: str) -> Callable[..., LossSum]:
+    """The L1 loss of map task ``task`` (Taskonomy's loss for edges, reshading and curvature): the
+    absolute error averaged over channels, summed over the pixels ``<task>_valid`` marks."""
+
+    def loss(pred: Tensor, batch: Mapping[str, Tensor], normal_loss: NormalLoss = "l1") -> LossSum:
+        valid = batch[f"{task}_valid"][:, 0]
+        per_pixel = (pred.float() - batch[task]).abs().mean(dim=1)
+        return LossSum(per_pixel[valid].sum(), valid.sum())
+
+    loss.__name__ = f"{task}_loss"
+    return loss
+
+
 class MultiTaskLoss(nn.Module):
     """Weighted sum of task losses: ``fixed`` weights, or ``uncertainty`` weighting (Kendall et al.
     2018) with a learned log-variance ``s_t`` per task: ``sum_t w_t (exp(-s_t) L_t + s_t / 2)``.

@@ -1,6 +1,7 @@
 """The dense-task registry: each task's output channels, activation, loss, meter and metric.
 
-A new task (edges, reshading, curvature, ...) joins by adding one :class:`TaskSpec` to :data:`TASKS`.
+A new task joins by adding one :class:`TaskSpec` to :data:`TASKS` (and, for a per-pixel map, its
+storage to :data:`pipeline.data.dense_maps.MAP_TASKS`).
 It sits below the models and the training loops, which both look tasks up here.
 """
 
@@ -13,9 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from pipeline.data.dense_maps import MAP_TASKS
 from pipeline.errors import ParamsError
-from pipeline.metrics.dense import DepthMeter, Meter, NormalMeter, SegMeter
-from pipeline.tasks.losses import LossSum, depth_loss, normal_loss, seg_loss
+from pipeline.metrics.dense import EDGE_THRESHOLD, DepthMeter, MapMeter, Meter, NormalMeter, SegMeter
+from pipeline.tasks.losses import LossSum, depth_loss, map_loss, normal_loss, seg_loss
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,31 @@ def _normal_pseudo_label(x: Tensor) -> dict[str, Tensor]:
     return {"normal": F.normalize(x.float(), dim=1)}
 
 
+def _map_pseudo_label(task: str) -> Callable[[Tensor], dict[str, Tensor]]:
+    def pseudo_label(x: Tensor) -> dict[str, Tensor]:
+        return {task: x.float(), f"{task}_valid": torch.ones_like(x[:, :1], dtype=torch.bool)}
+
+    return pseudo_label
+
+
+def _map_spec(task: str, activation: Callable[[Tensor], Tensor], edges: bool) -> TaskSpec:
+    """A map task: L1 loss, ``mae`` as its primary metric (Taskonomy's mean test loss), and for edge
+    maps the F-score of ``value > EDGE_THRESHOLD`` beside it."""
+    channels = MAP_TASKS[task].channels
+    return TaskSpec(
+        name=task,
+        channels=lambda num_classes: channels,
+        activation=activation,
+        loss=map_loss(task),
+        meter=lambda num_classes: MapMeter(EDGE_THRESHOLD if edges else None),
+        predict=_identity,
+        target=task,
+        primary_metric="mae",
+        lower_is_better=True,
+        pseudo_label=_map_pseudo_label(task),
+    )
+
+
 TASKS: dict[str, TaskSpec] = {
     "seg": TaskSpec(
         name="seg",
@@ -104,6 +131,10 @@ TASKS: dict[str, TaskSpec] = {
         lower_is_better=True,
         pseudo_label=_normal_pseudo_label,
     ),
+    "edge_texture": _map_spec("edge_texture", torch.sigmoid, edges=True),
+    "edge_occlusion": _map_spec("edge_occlusion", torch.sigmoid, edges=True),
+    "reshading": _map_spec("reshading", torch.sigmoid, edges=False),
+    "curvature": _map_spec("curvature", _identity, edges=False),
 }
 """Task name -> spec. Add an entry to add a task."""
 

@@ -37,7 +37,14 @@ from torch.utils.data import DataLoader
 
 from pipeline.checkpoint import CheckpointError, load_checkpoint, load_state_strict, save_checkpoint
 from pipeline.config import Params, params_to_dict, training_identity
-from pipeline.data.reader import ShardDataset, collate, epoch_batches, read_summary, shard_resolution
+from pipeline.data.reader import (
+    ShardDataset,
+    collate,
+    epoch_batches,
+    read_summary,
+    require_tasks,
+    shard_resolution,
+)
 from pipeline.errors import ParamsError
 from pipeline.generators import fixed_latents, generate
 from pipeline.hashing import file_sha256, shard_set_fingerprint
@@ -162,6 +169,7 @@ class MgmLoop:
         self.params, self.device, self.progress = params, device, progress
         real = Path(params.shard.out)
         summary = read_summary(real)
+        require_tasks(summary, real, params.model.tasks)
         self.scene_names = list(summary["scene_names"])
         self.num_classes = len(summary["class_names"])
         resolution = shard_resolution(summary, real)

@@ -47,7 +47,14 @@ from pipeline.atomic import write_bytes_atomic
 from pipeline.checkpoint import CheckpointError, load_state_strict
 from pipeline.config import Params, training_identity
 from pipeline.data.mixing import MixedShardDataset, weak_set
-from pipeline.data.reader import ShardDataset, collate, epoch_batches, read_summary, shard_resolution
+from pipeline.data.reader import (
+    ShardDataset,
+    collate,
+    epoch_batches,
+    read_summary,
+    require_tasks,
+    shard_resolution,
+)
 from pipeline.hashing import file_sha256, shard_set_fingerprint
 from pipeline.inference import evaluate_outputs, to_device
 from pipeline.metrics.dense import LossMeter
@@ -237,6 +244,7 @@ class MultiTaskLoop:
         device = runtime.device
         shards = Path(params.shard.out)
         summary = read_summary(shards)
+        require_tasks(summary, shards, run.tasks)
         self.num_classes = len(summary["class_names"])
         train_samples = int(summary["splits"].get("train", {}).get("samples", 0))
         require_batches(train_samples, cfg.batch_size, f"the train split of {shards}", "train_mt.batch_size")

@@ -17,6 +17,7 @@ and ``textures``. ``materials`` and ``constants`` hold the shared palettes and i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 from pipeline.data.rooms.build import build_scene, scene_type_of
 from pipeline.data.rooms.constants import (
@@ -55,7 +56,7 @@ from pipeline.data.rooms.materials import (
     Material,
 )
 from pipeline.data.rooms.raycast import light_visibility
-from pipeline.data.rooms.render import check_resolution, render_room, shadow_mask
+from pipeline.data.rooms.render import ROOM_MAPS, check_resolution, render_room, shadow_mask
 from pipeline.data.rooms.scene import RoomScene
 from pipeline.data.schema import NYU13_CLASSES, Sample
 from pipeline.data.source import Source
@@ -116,9 +117,21 @@ class RoomsSource(Source):
     name = "rooms"
     class_names = NYU13_CLASSES
     scene_names = SCENE_TYPES
+    map_tasks = ROOM_MAPS
+    map_refusals: ClassVar[dict[str, str]] = {
+        "curvature": "its rooms are built of flat box faces, so both principal curvatures are 0 at "
+        "every pixel (and undefined on the edges): nothing to learn; curvature needs data.source=taskonomy",
+    }
 
     def __init__(
-        self, resolution: int, seed: int, train: int, val: int, test: int, reference: int = 0
+        self,
+        resolution: int,
+        seed: int,
+        train: int,
+        val: int,
+        test: int,
+        reference: int = 0,
+        maps: Sequence[str] = (),
     ) -> None:
         check_resolution(resolution)
         sizes = {"train": train, "val": val, "test": test, "reference": reference}
@@ -128,6 +141,10 @@ class RoomsSource(Source):
         self.resolution = int(resolution)
         self.seed = int(seed)
         self.sizes = {split: int(count) for split, count in sizes.items()}
+        unknown = sorted(set(maps) - set(ROOM_MAPS))
+        if unknown:
+            raise ValueError(f"maps: the rooms renderer makes {', '.join(ROOM_MAPS)}, not {unknown}")
+        self.maps = tuple(maps)
 
     def split_ids(self) -> dict[str, Sequence[str]]:
         """Each split its own index range: the reference rooms are never train, val or test rooms."""
@@ -135,4 +152,4 @@ class RoomsSource(Source):
         return {split: [str(offsets[split] + i) for i in range(count)] for split, count in self.sizes.items()}
 
     def load(self, item_id: str) -> Sample:
-        return render_room(self.seed, int(item_id), self.resolution)
+        return render_room(self.seed, int(item_id), self.resolution, self.maps)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.data.dense_maps import camera_reshading, occlusion_edges, texture_edges
 from pipeline.data.rooms.build import build_scene
 from pipeline.data.rooms.constants import CEILING, FLOOR, MAX_RESOLUTION, MIN_RESOLUTION, SCENE_TYPES, WALL
 from pipeline.data.rooms.raycast import camera_rays, light_visibility, safe_inverse, trace
@@ -14,6 +16,8 @@ from pipeline.data.rooms.textures import MaterialTable, surface_albedo
 from pipeline.data.schema import Sample
 
 _NOISE_STREAM = 0x5E45
+ROOM_MAPS = ("edge_texture", "edge_occlusion", "reshading")
+"""The map tasks the renderer draws exactly (every face is flat: no curvature)."""
 
 
 @dataclass
@@ -150,11 +154,14 @@ def check_resolution(resolution: int) -> None:
         )
 
 
-def render_room(seed: int, index: int, resolution: int) -> Sample:
-    """Render room ``index`` of ``seed`` as a square ``resolution`` image with exact dense labels.
+def render_room(seed: int, index: int, resolution: int, maps: Sequence[str] = ()) -> Sample:
+    """Render room ``index`` of ``seed`` as a square ``resolution`` image with exact dense labels,
+    and the map tasks ``maps`` (of :data:`ROOM_MAPS`) drawn from the same geometry.
 
     The layout comes from ``np.random.default_rng([seed, index])``; the scene type from a per-block
     permutation (see :func:`scene_type_of`) and the sensor noise from a third stream of ``(seed, index)``.
+    Texture edges come from the image before sensor noise (the renderer knows it), occlusion edges
+    from the depth and the box each ray hits, reshading from the normals and the camera rays.
     """
     check_resolution(resolution)
     resolution = int(resolution)
@@ -171,15 +178,31 @@ def render_room(seed: int, index: int, resolution: int) -> Sample:
     noisy = srgb * 255 + noise_rng.normal(0.0, scene.noise_sigma, srgb.shape)
     shape = (resolution, resolution)
     normal_cam = (frame.normal @ scene.cam_rotation).astype(np.float32)
+    depth = frame.t.astype(np.float32).reshape(shape)
+    drawn = {
+        "edge_texture": lambda: texture_edges(srgb.reshape(*shape, 3)),
+        "edge_occlusion": lambda: occlusion_edges(depth, _surface_ids(frame).reshape(shape)),
+        "reshading": lambda: camera_reshading(
+            normal_cam.reshape(*shape, 3), (dirs @ scene.cam_rotation).reshape(*shape, 3)
+        ),
+    }
     return Sample(
         key=f"room-{index:08d}",
         rgb=np.clip(np.round(noisy), 0, 255).astype(np.uint8).reshape(*shape, 3),
         scene=scene.scene,
         seg=frame.cls.reshape(shape),
-        depth=frame.t.astype(np.float32).reshape(shape),
+        depth=depth,
         normal=normal_cam.reshape(*shape, 3),
         meta={"source": "rooms", "id": int(index), "seed": int(seed), "scene_name": SCENE_TYPES[scene.scene]},
+        maps={name: drawn[name]() for name in maps},
     )
+
+
+def _surface_ids(frame: _Frame) -> np.ndarray:
+    """One id per thing a ray can hit: each box, and each of the room's six faces (so a wall meeting
+    the floor is two surfaces, whose crease the depth test then tells from an occlusion)."""
+    room_face = frame.axis * 2 + (frame.normal[np.arange(len(frame.t)), frame.axis] > 0)
+    return np.where(frame.box >= 0, frame.box + 6, room_face)
 
 
 def shadow_mask(seed: int, index: int, resolution: int) -> np.ndarray:
