@@ -245,6 +245,11 @@ class LossParams(_Section):
     normal: Literal["l1", "cosine"] = Field(
         "l1", description="normals loss: l1 (authors' code) | cosine (1 - cos)"
     )
+    weak_consistency: bool = Field(
+        False,
+        description="xtasc: cross-task consistency (needs no labels) on weak images too: a joint-loop "
+        "step, and the weak samples of mixed-shard training",
+    )
 
 
 class SslParams(_Section):

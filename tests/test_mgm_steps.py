@@ -15,6 +15,7 @@ from pipeline.train.mgm_steps import (
     active_steps,
     draw_weak_images,
     joint_iteration,
+    step_consistency_weak,
     step_scene_weak,
     step_ssl_weak,
 )
@@ -287,3 +288,29 @@ def test_gan_encoder_switch_decides_whether_step_4_moves_the_encoder(root, gan_e
     )
     assert params_changed == expected
     assert anything_changed == expected
+
+
+XTASC = ["model.architecture=xtasc", "model.xtasc.widths=[4, 4, 8]", "model.xtasc.pairs=[[seg, depth]]"]
+
+
+@pytest.mark.parametrize("weak_consistency", [True, False])
+def test_xtasc_consistency_on_weak_images_is_a_switch_that_moves_encoder_and_head(root, weak_consistency):
+    switch = f"loss.weak_consistency={weak_consistency}"
+    params, models, optimizers, settings, _ = _setup(root, *XTASC, switch)
+    steps = active_steps(params)
+    assert (steps[-1] == "consistency_weak") == weak_consistency
+    assert "consistency_weak" not in active_steps(_setup(root, "loss.weak_consistency=true")[0])  # shared M
+    if not weak_consistency:
+        return
+    torch.manual_seed(6)
+    joint_iteration(models, optimizers, _batch(root), settings, BatchAugment(32), steps, 0)  # Adam states
+    names = _parameter_names(models)
+    weak = draw_weak_images(models, _batch(root, 4), settings, None)
+    before = _state(models)
+    stats = step_consistency_weak(models, optimizers, weak[0], settings)
+    params_changed, anything_changed = _changed(before, _state(models), names)
+    assert params_changed == anything_changed == {"encoder", "decoders"}
+    assert set(stats) == {"consistency_weak"} and stats["consistency_weak"] > 0
+    transfer = [name for name in names["decoders"] if "transfers.seg_to_depth" in name]
+    moved = [n for n in transfer if not torch.equal(before["decoders"][n], _state(models)["decoders"][n])]
+    assert transfer and moved  # the transfer network learns from the weak images

@@ -108,6 +108,26 @@ def test_xtasc_consistency_target_carries_no_gradient():
     assert any(g is not None and g.abs().sum() > 0 for g in grads(net.encoder))
 
 
+@pytest.mark.parametrize("weak_consistency", [False, True])
+def test_xtasc_consistency_covers_a_mixed_batch_weak_rows_only_with_the_switch(weak_consistency):
+    torch.manual_seed(1)
+    net = build_multitask_net(
+        TASKS3, 13, architecture="xtasc", **SMALL, xtasc={"pairs": [["seg", "depth"]], "widths": [4, 4, 8]}
+    )
+    params = load_params(None, ["data.resolution=32", f"loss.weak_consistency={weak_consistency}"])
+    criterion = build_loss(params, TASKS3)
+    decoded = net.decode_training(net.encode(torch.rand(3, 3, 32, 32)), (32, 32))
+    labelled = torch.tensor([True, False, True])
+    (aux,) = decoded.auxiliary
+    total, count = criterion.auxiliary_losses(decoded, {"labelled": labelled})[aux.name]
+    rows = slice(None) if weak_consistency else labelled
+    error = (aux.output[rows] - decoded.outputs["depth"][rows].detach()).abs()
+    assert int(count) == error.numel() == (3 if weak_consistency else 2) * 32 * 32
+    assert torch.allclose(total, error.sum())
+    none = criterion.auxiliary_losses(decoded, {"labelled": torch.zeros(3, dtype=torch.bool)})[aux.name]
+    assert int(none.count) == (3 * 32 * 32 if weak_consistency else 0) and torch.isfinite(none.mean())
+
+
 def test_xtasc_alignment_scores_the_transfer_against_the_labels_and_seg_targets_are_argmax():
     torch.manual_seed(0)
     net = build_multitask_net(

@@ -48,7 +48,7 @@ def test_shared_sections_replace_the_per_stage_copies():
     for stage in ("train_mt", "gan", "mgm", "evaluate", "synthesize"):
         assert fields[stage].isdisjoint({"device", "threads", "workers"}), stage
     assert "resolution" not in fields["gan"]
-    assert {"weights", "weighting", "normal"} == fields["loss"]
+    assert {"weights", "weighting", "normal", "weak_consistency"} == fields["loss"]
     assert fields["mgm"].isdisjoint({"temperature", "simclr_dim"}) and fields["mix"].isdisjoint({"ssl_dim"})
     assert training_identity(Params().runtime) == {}  # nothing in runtime restarts a training run
 

@@ -87,7 +87,8 @@ class MultiTaskLoss(nn.Module):
     2018) with a learned log-variance ``s_t`` per task: ``sum_t w_t (exp(-s_t) L_t + s_t / 2)``.
     The log-variances are parameters of this module: give them to the optimizer and checkpoint it.
     ``pseudo_labels`` (task -> :attr:`TaskSpec.pseudo_label`) serve the auxiliary terms scored
-    against a prediction (:meth:`auxiliary_losses`).
+    against a prediction (:meth:`auxiliary_losses`); those cover a batch's weak rows (``labelled``
+    False) only with ``weak_consistency``.
     """
 
     def __init__(
@@ -98,8 +99,10 @@ class MultiTaskLoss(nn.Module):
         weighting: Weighting = "fixed",
         normal_kind: NormalLoss = "l1",
         pseudo_labels: Mapping[str, PseudoLabel] | None = None,
+        weak_consistency: bool = False,
     ) -> None:
         super().__init__()
+        self.weak_consistency = weak_consistency
         self.tasks = list(tasks)
         self.losses = dict(losses)
         self.pseudo_labels = dict(pseudo_labels or {})
@@ -120,13 +123,26 @@ class MultiTaskLoss(nn.Module):
         labels, XTasC-Net's transfers against the labels or against the detached final prediction of
         their target task (turned into labels by ``pseudo_labels``)."""
         sums = {}
+        labelled = batch.get("labelled")
+        rows = None if self.weak_consistency or labelled is None or bool(labelled.all()) else labelled
         for aux in decoded.auxiliary:
             if aux.supervision == "label":
-                target: Mapping[str, Tensor] = batch
-            else:
-                target = self.pseudo_labels[aux.task](decoded.outputs[aux.task].detach())
-            sums[aux.name] = self.losses[aux.task](aux.output, target, self.normal_kind)
+                sums[aux.name] = self.losses[aux.task](aux.output, batch, self.normal_kind)
+                continue
+            output, direct = aux.output, decoded.outputs[aux.task].detach()
+            if rows is not None:
+                output, direct = output[rows], direct[rows]
+            if len(output) == 0:  # no labelled row: a zero term that keeps the graph
+                sums[aux.name] = LossSum(aux.output.sum() * 0.0, torch.zeros((), device=aux.output.device))
+                continue
+            target = self.pseudo_labels[aux.task](direct)
+            sums[aux.name] = self.losses[aux.task](output, target, self.normal_kind)
         return sums
+
+    def consistency_only(self, decoded: Decoded) -> Decoded:
+        """``decoded`` with only the auxiliary terms scored against a prediction (they need no label)."""
+        kept = [aux for aux in decoded.auxiliary if aux.supervision == "prediction"]
+        return type(decoded)(decoded.outputs, kept)
 
     def combine_auxiliary(self, decoded: Decoded, sums: Mapping[str, LossSum]) -> Tensor:
         """``sum_aux weight_aux * w_task * mean_aux``: the auxiliary terms, with the fixed task

@@ -66,6 +66,7 @@ def build_loss(params: Params, tasks: Sequence[str]) -> MultiTaskLoss:
         weighting=loss.weighting,
         normal_kind=loss.normal,
         pseudo_labels={task: TASKS[task].pseudo_label for task in tasks},
+        weak_consistency=loss.weak_consistency,
     )
 
 

@@ -9,6 +9,9 @@
 5. ``scene_weak``: scene cross-entropy of R (frozen) on M's predictions of the weak images updates
    the encoder only.
 6. ``ssl_weak``: the SSL loss on the weak images updates the encoder and the SSL head.
+7. ``consistency_weak`` (XTasC-Net as M with ``loss.weak_consistency``): the cross-task consistency
+   loss on the weak images, which needs no labels, updates the encoder and the head (decoders and
+   transfer networks).
 
 The weak images of steps 5-6 (synthetic from G with the batch's scene labels, or real images of the
 ``weak`` split) are drawn once per iteration, after step 4, without changing any state.
@@ -37,7 +40,9 @@ from pipeline.train.mgm_models import JointModels, JointOptimizers, trains_gener
 from pipeline.train.ssl import BatchAugment, ssl_loss
 
 STEPS = ("dense", "scene_real", "ssl_real", "gan", "weak_images", "scene_weak", "ssl_weak")
-"""Step names in order (``weak_images`` draws the images of steps 5-6; it updates nothing)."""
+"""The paper's steps in order (``weak_images`` draws the images of steps 5-6; it updates nothing)."""
+ALL_STEPS = (*STEPS, "consistency_weak")
+""":data:`STEPS` and the optional step 7 (XTasC-Net's consistency on the weak images), in order."""
 
 STEP_PARTS: dict[str, tuple[str, ...]] = {
     "dense": ("encoder", "decoders"),
@@ -47,6 +52,7 @@ STEP_PARTS: dict[str, tuple[str, ...]] = {
     "weak_images": (),
     "scene_weak": ("encoder",),
     "ssl_weak": ("encoder", "ssl_head"),
+    "consistency_weak": ("encoder", "decoders"),
 }
 """The parts each step updates (its optimizers); every other part is left untouched."""
 
@@ -103,16 +109,23 @@ def active_steps(params: Params) -> tuple[str, ...]:
     """The steps the variant runs (see the module docstring and ``mgm.*`` switches)."""
     cfg = params.mgm
     weak = cfg.weak != "none"
+    consistency = (
+        weak
+        and params.loss.weak_consistency
+        and params.model.architecture == "xtasc"
+        and params.model.xtasc.consistency_weight > 0
+    )
     wanted = {
         "dense": True,
         "scene_real": cfg.refinement,
         "ssl_real": cfg.ssl != "none",
         "gan": trains_generator(params),
-        "weak_images": weak and (cfg.refinement or cfg.ssl != "none"),
+        "weak_images": weak and (cfg.refinement or cfg.ssl != "none" or consistency),
         "scene_weak": weak and cfg.refinement,
         "ssl_weak": weak and cfg.ssl != "none",
+        "consistency_weak": consistency,
     }
-    return tuple(step for step in STEPS if wanted[step])
+    return tuple(step for step in ALL_STEPS if wanted[step])
 
 
 # ----------------------------------------------------------------------------- isolation
@@ -345,6 +358,22 @@ def step_ssl_weak(
     return _ssl_step(models, optimizers, images, settings, augment, "ssl_weak")
 
 
+def step_consistency_weak(
+    models: JointModels, optimizers: JointOptimizers, images: Tensor, settings: StepSettings
+) -> dict[str, float]:
+    """Step 7: XTasC-Net's cross-task consistency on the weak images -> encoder + head."""
+    name = "consistency_weak"
+    with updating(models, STEP_PARTS[name], settings.kept_statistics(name)):
+        size = (images.shape[-2], images.shape[-1])
+        decoded = models.net.decode_training(models.net.encode(images), size)
+        decoded = models.criterion.consistency_only(decoded)
+        if not decoded.auxiliary:
+            raise ValueError("consistency_weak: M has no consistency terms (model.architecture=xtasc only)")
+        loss = models.criterion.combine_auxiliary(decoded, models.criterion.auxiliary_losses(decoded, {}))
+        apply_update(loss, optimizers, STEP_PARTS[name])
+    return {name: float(loss.detach())}
+
+
 # ----------------------------------------------------------------------------- one iteration
 
 
@@ -359,7 +388,7 @@ def joint_iteration(
     weak_source: WeakSource | None = None,
     timings: dict[str, float] | None = None,
 ) -> dict[str, float]:
-    """Run ``steps`` (a subsequence of :data:`STEPS`) on one labelled batch; return their losses.
+    """Run ``steps`` (a subsequence of :data:`ALL_STEPS`) on one labelled batch; return their losses.
 
     ``timings`` (when given) accumulates the wall-clock seconds of each step (CUDA synchronised).
     """
@@ -385,8 +414,11 @@ def joint_iteration(
         elif name == "ssl_weak":
             assert weak is not None, "weak_images must run before ssl_weak"
             stats |= step_ssl_weak(models, optimizers, weak[0], settings, augment)
+        elif name == "consistency_weak":
+            assert weak is not None, "weak_images must run before consistency_weak"
+            stats |= step_consistency_weak(models, optimizers, weak[0], settings)
         else:
-            raise ValueError(f"unknown MGM step {name!r} (known: {', '.join(STEPS)})")
+            raise ValueError(f"unknown MGM step {name!r} (known: {', '.join(ALL_STEPS)})")
         if timings is not None:
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
