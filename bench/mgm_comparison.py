@@ -12,7 +12,7 @@ then evaluates all of them on the test split with the ``evaluate`` stage's code.
 SAGAN (``--gan``, a ``train_gan`` checkpoint; the default pipeline's ``models/gan/best.pt``) is
 shared: it was trained on every training image with its scene label, which is what the weak split
 keeps. ``--ratios`` adds the ``mix.synthetic_ratio`` sweep: the full MGM generator of the first
-fraction and seed synthesizes a set, and ``train_mt@mgm`` trains at each ratio.
+fraction and seed synthesizes a set, and ``train_mt@mgm-shards`` trains at each ratio.
 
 ``--variants`` may also name the ablations of full MGM (``mgm-nossl``: no SSL, steps 3 and 6;
 ``mgm-nor``: no R, steps 2 and 5; ``mgm-noganenc``: step 4's gradient kept out of the encoder),
@@ -198,7 +198,7 @@ def compare(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def ratio_sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """train_mt@mgm at each ratio on the synthetic set of the full MGM run (first fraction and seed)."""
+    """train_mt@mgm-shards at each ratio on the synthetic set of the full MGM run (first fraction, seed)."""
     from pipeline.synthesis import synthesize
     from pipeline.train.multitask import train_variants
 
@@ -228,13 +228,13 @@ def ratio_sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
                                 fraction, seed, extra)  # fmt: skip
             if ratio > 0 and not (synthetic / "mgm" / "provenance.json").is_file():
                 synthesize(params, progress=False)
-            if not (run / "mt-models" / "mgm" / "training.json").is_file():
-                train_variants(params, ["mgm"], progress=False)
-            only_mgm = params.train_mt.model_copy(update={"variants": ["mgm"]})
+            if not (run / "mt-models" / "mgm-shards" / "training.json").is_file():
+                train_variants(params, ["mgm-shards"], progress=False)
+            only_mgm = params.train_mt.model_copy(update={"variants": ["mgm-shards"]})
             no_others = params.evaluate.model_copy(update={"checkpoints": {}})
             params = params.model_copy(update={"train_mt": only_mgm, "evaluate": no_others})
 
-            result = evaluate(params, progress=False, metrics_dir=run / "metrics")["mgm"]
+            result = evaluate(params, progress=False, metrics_dir=run / "metrics")["mgm-shards"]
             done.parent.mkdir(parents=True, exist_ok=True)
             done.write_text(json.dumps({"ratio": ratio, **primary(result, list(params.model.tasks))}))
         rows.append(json.loads(done.read_text()))

@@ -260,10 +260,11 @@ class SslParams(_Section):
 
 
 class TrainMTParams(_Section):
-    """The ``train_mt`` stages: single-task (``st``), multi-task (``mt``), mixed-shard (``mgm``) training."""
+    """The ``train_mt`` stages: single-task (``st``), multi-task (``mt``) and mixed-shard (``mgm-shards``:
+    MGM's losses but the GAN step on real shards mixed with weak ones, the authors' MGM-light) training."""
 
-    variants: list[Literal["st", "mt", "mgm"]] = _free(
-        ["st", "mt", "mgm"],
+    variants: list[Literal["st", "mt", "mgm-shards"]] = _free(
+        ["st", "mt", "mgm-shards"],
         "what `mgm train_mt` trains without --variant; evaluate compares these",
         min_length=1,
     )
@@ -294,9 +295,9 @@ class EvaluateParams(_Section):
         description="evaluation.md, grids/grid_<variant>.png, metrics/<variant>.json (every test metric)",
     )
     checkpoints: dict[str, str] = Field(
-        {"mgm-joint": "models/mgm/best.pt"},
-        description="more multi-task models to evaluate: name -> checkpoint in train_mt's format (e.g. "
-        "train_mgm's best.pt)",
+        {"mgm": "models/mgm/best.pt"},
+        description="more multi-task models to evaluate: name -> checkpoint in train_mt's format (mgm: "
+        "the joint loop's M, train_mgm's best.pt, the paper's MGM)",
     )
 
 
@@ -544,7 +545,7 @@ class MgmParams(_Section):
 
 
 class MixParams(_Section):
-    """``train_mt@mgm``: labelled real shards interleaved with weakly labelled (scene-only) ones."""
+    """``train_mt@mgm-shards``: labelled real shards interleaved with weakly labelled (scene-only) ones."""
 
     synthetic_ratio: float = Field(
         1.0,
@@ -633,13 +634,13 @@ class Params(_Section):
     )
     model: ModelParams = Field(ModelParams(), description="the multi-task network M")
     loss: LossParams = Field(LossParams(), description="dense losses (train_mt, train_mgm, evaluate)")
-    ssl: SslParams = Field(SslParams(), description="the SimCLR head (train_mgm, train_mt@mgm)")
+    ssl: SslParams = Field(SslParams(), description="the SimCLR head (train_mgm, train_mt@mgm-shards)")
     train_mt: TrainMTParams = Field(TrainMTParams(), description="the train_mt stages")
     evaluate: EvaluateParams = Field(EvaluateParams(), description="the evaluate stage")
     gan: GanParams = Field(GanParams(), description="the train_gan stage")
     synthesize: SynthesizeParams = Field(SynthesizeParams(), description="the synthesize stages")
     mgm: MgmParams = Field(MgmParams(), description="the train_mgm stage (the joint MGM loop)")
-    mix: MixParams = Field(MixParams(), description="train_mt@mgm: real shards mixed with weak ones")
+    mix: MixParams = Field(MixParams(), description="train_mt@mgm-shards: real shards mixed with weak ones")
     flow: FlowParams = Field(FlowParams(), description="the Prefect flows")
 
     @model_validator(mode="after")

@@ -3,7 +3,7 @@
 COMMANDS: dict[str, str] = {
     "shard": "Shard a source dataset (rooms | nyuv2-mat | nyuv2-folder | taskonomy) into WebDataset tars.",
     "preview": "Render a grid of samples of the configured source to a PNG (not a DVC stage).",
-    "train_mt": "Train single-task (st) and multi-task (mt) networks on the real shards (resumes; torchrun).",
+    "train_mt": "Train single-task (st), multi-task (mt) or mixed-shard (mgm-shards) networks (resumes).",
     "evaluate": "Test-split metrics per variant, prediction grids and a report with Δm against single-task.",
     "train_gan": "Pre-train the conditional SAGAN on the real training images (FID/KID tracked; resumes).",
     "synthesize": "Write scene-labelled images from a generator checkpoint as synthetic shards.",

@@ -21,7 +21,7 @@ DESCRIPTION = COMMANDS["train_mt"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--variant",
-        choices=["st", "mt", "mgm"],
+        choices=["st", "mt", "mgm-shards"],
         help="train this variant only (default: every train_mt.variants)",
     )
     parser.add_argument(

@@ -247,3 +247,23 @@ def test_weak_items_carry_invalid_maps_the_loss_skips():
     batch = {name: value[None] for name, value in item.items() if isinstance(value, torch.Tensor)}
     total, count = TASKS["curvature"].loss(torch.ones(1, 2, 8, 8), batch)
     assert float(total) == 0.0 and int(count) == 0
+
+
+def test_mixed_batches_of_map_shards_collate_with_invalid_maps_on_weak_rows(tmp_path):
+    from pipeline.data.mixing import MixedShardDataset
+    from pipeline.data.reader import collate
+
+    sizes = {"train": 8, "val": 2, "test": 2, "reference": 0}
+    shards = make_shards(tmp_path / "real", **sizes, label_fraction=0.5, tasks=SIX)
+    items = list(MixedShardDataset(shards, shards, "weak", 1.0, shuffle=False))
+    batch = collate(items)
+    labelled = batch["labelled"]
+    assert int(labelled.sum()) == 4 and int((~labelled).sum()) == 4
+    for name in ROOM_MAPS:
+        assert batch[name].shape == (8, 1, 32, 32)
+        valid = batch[f"{name}_valid"][:, 0].flatten(1)
+        assert valid[labelled].all() and not valid[~labelled].any()
+    total, count = TASKS["reshading"].loss(torch.full_like(batch["reshading"], 0.5), batch)
+    labelled_maps = batch["reshading"][labelled]
+    assert int(count) == 4 * 32 * 32  # the weak rows count for nothing
+    assert float(total) == pytest.approx(float((labelled_maps - 0.5).abs().sum()), rel=1e-5)

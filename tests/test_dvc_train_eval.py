@@ -29,11 +29,11 @@ def test_repro_trains_every_variant_and_evaluates(tmp_path):
     order = _stages_run(dvc(repo, "repro").stdout)
     assert sorted(order) == sorted(
         ["shard", "train_mt@st", "train_mt@mt", "train_gan", "synthesize@gan", "train_mgm", "synthesize@mgm",
-         "train_mt@mgm", "evaluate"]
+         "train_mt@mgm-shards", "evaluate"]
     )  # fmt: skip
     assert order[0] == "shard"
-    assert order.index("evaluate") > max(order.index(f"train_mt@{v}") for v in ("st", "mt", "mgm"))
-    chain = ["train_gan", "train_mgm", "synthesize@mgm", "train_mt@mgm"]
+    assert order.index("evaluate") > max(order.index(f"train_mt@{v}") for v in ("st", "mt", "mgm-shards"))
+    chain = ["train_gan", "train_mgm", "synthesize@mgm", "train_mt@mgm-shards"]
     assert [stage for stage in order if stage in chain] == chain
     for task in ("seg", "depth", "normal"):
         assert (repo / "models" / "mt" / "st" / task / "best.pt").is_file()
@@ -41,7 +41,7 @@ def test_repro_trains_every_variant_and_evaluates(tmp_path):
     assert (repo / "models" / "mt" / "mt" / "last.pt").is_file()
     assert (repo / "models" / "mgm" / "generator.pt").is_file()
     assert (repo / "data" / "shards" / "synthetic" / "mgm" / "provenance.json").is_file()
-    for name in ("mt", "mgm", "mgm-joint"):
+    for name in ("mt", "mgm-shards", "mgm"):
         assert (repo / "reports" / "grids" / f"grid_{name}.png").is_file()
     assert (repo / "reports" / "evaluation.md").is_file()
 
@@ -49,10 +49,10 @@ def test_repro_trains_every_variant_and_evaluates(tmp_path):
     metrics = json.loads(dvc(repo, "metrics", "show", "--json").stdout)
     shown = metrics[""]["data"]
     assert sorted(shown) == sorted(
-        f"metrics/{name}.json" for name in ("train_gan", "trivial", "st", "mt", "mgm", "mgm-joint")
+        f"metrics/{name}.json" for name in ("train_gan", "trivial", "st", "mt", "mgm-shards", "mgm")
     )
     heads = {"seg_miou", "depth_mae", "normal_mean_angle", "dm_st", "dm_mt"}
-    for name in ("st", "mt", "mgm", "mgm-joint"):
+    for name in ("st", "mt", "mgm-shards", "mgm"):
         assert set(shown[f"metrics/{name}.json"]["data"]) == heads
     assert shown["metrics/mt.json"]["data"]["dm_mt"] == 0.0
     assert {"fid", "kid", "scene_acc", "floor_kid", "blur_half_fid", "real_scene_acc"} <= set(
@@ -76,7 +76,7 @@ def test_repro_trains_every_variant_and_evaluates(tmp_path):
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-qm", "pipeline outputs"], repo)
     ratio = dvc(repo, "exp", "run", "-S", "mix.synthetic_ratio=0.5", "-n", "half")
-    assert _stages_run(ratio.stdout) == ["train_mt@mgm", "evaluate"]
+    assert _stages_run(ratio.stdout) == ["train_mt@mgm-shards", "evaluate"]
 
     # the architecture switch retrains every multi-task network and what reads them; never the shards,
     # the GAN or the GAN's synthetic set (MTI-Net's scales sized for 32 px)
@@ -85,7 +85,7 @@ def test_repro_trains_every_variant_and_evaluates(tmp_path):
         "-S", "model.mti.scales=[2, 4, 8, 16]", "-S", "model.mti.channels=[4, 8, 8, 16]",
     )  # fmt: skip
     assert sorted(_stages_run(mti.stdout)) == sorted(
-        ["train_mt@st", "train_mt@mt", "train_mgm", "synthesize@mgm", "train_mt@mgm", "evaluate"]
+        ["train_mt@st", "train_mt@mt", "train_mgm", "synthesize@mgm", "train_mt@mgm-shards", "evaluate"]
     )
     state = torch.load(repo / "models" / "mt" / "mt" / "best.pt", map_location="cpu", weights_only=False)
     assert state["model_config"]["architecture"] == "mti"

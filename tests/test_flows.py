@@ -162,10 +162,12 @@ def test_sweep_over_the_real_pipeline(harness, project):
         return {key.split(":", 1)[1]: value for key, value in row.items() if key.startswith(f"{stem}:")}
 
     assert metrics(at_zero, "mt") and metrics(at_zero, "mt") == metrics(at_half, "mt")  # mt ignores the ratio
-    mgm_zero = {key: value for key, value in metrics(at_zero, "mgm").items() if key != "delta_m"}
+    mgm_zero = {key: value for key, value in metrics(at_zero, "mgm-shards").items() if key != "delta_m"}
     mt_zero = {key: value for key, value in metrics(at_zero, "mt").items() if key != "delta_m"}
-    assert mgm_zero and mgm_zero == mt_zero  # ratio 0: train_mt@mgm is mt, step for step
-    assert metrics(at_half, "mgm") != metrics(at_zero, "mgm")
+    assert mgm_zero and mgm_zero == mt_zero  # ratio 0: train_mt@mgm-shards is mt, step for step
+    assert metrics(at_half, "mgm-shards") != metrics(at_zero, "mgm-shards")
+    joint = metrics(at_half, "mgm")
+    assert joint and joint == metrics(at_zero, "mgm")  # the joint loop's M ignores the ratio
 
 
 def test_a_failing_stage_under_the_flow_leaves_every_earlier_output_and_params_yaml(harness, project):

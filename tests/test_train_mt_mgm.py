@@ -1,4 +1,4 @@
-"""train_mt@mgm on tiny real shards: ratio 0 is mt, weak samples train M through a frozen R and SSL,
+"""train_mt@mgm-shards on tiny real shards: ratio 0 is mt, weak samples train M through a frozen R and SSL,
 exact resume, fingerprint, and each bad input's error."""
 
 from __future__ import annotations
@@ -83,15 +83,16 @@ def _assert_same_tensors(a, b):
 
 def test_ratio_zero_reproduces_mt(root):
     train_mt(_params(root, "ref"), "mt", progress=False)
-    summary = train_mt(_params(root, "zero", "mix.synthetic_ratio=0"), "mgm", progress=False)["mgm"]
-    mt, mgm = _last(root / "ref" / "models" / "mt"), _last(root / "zero" / "models" / "mgm")
+    zero = _params(root, "zero", "mix.synthetic_ratio=0")
+    summary = train_mt(zero, "mgm-shards", progress=False)["mgm-shards"]
+    mt, mgm = _last(root / "ref" / "models" / "mt"), _last(root / "zero" / "models" / "mgm-shards")
     _assert_same_tensors(mt["model"], mgm["model"])
     for index in mt["optimizer"]["state"]:
         _assert_same_tensors(mt["optimizer"]["state"][index], mgm["optimizer"]["state"][index])
     assert mt["engine"]["history"] == mgm["engine"]["history"] and "ssl_head" not in mgm
     assert summary["steps"] == 2 * 2  # 8 labelled, batch 4: no weak sample was added
-    assert (root / "zero" / "models" / "mgm" / COMPLETE_MARKER).is_file()
-    assert (root / "zero" / "plots" / "mgm" / "mgm.csv").read_text() == (
+    assert (root / "zero" / "models" / "mgm-shards" / COMPLETE_MARKER).is_file()
+    assert (root / "zero" / "plots" / "mgm-shards" / "mgm-shards.csv").read_text() == (
         root / "ref" / "plots" / "mt" / "mt.csv"
     ).read_text()
 
@@ -108,9 +109,10 @@ def test_mixed_run_trains_on_weak_samples_through_the_stage(root, tmp_path):
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params_to_dict(params)))
     r_bytes = (root / "r.pt").read_bytes()
-    argv = ["--params", str(params_file), "--variant", "mgm", "--quiet", "--keys-log", str(tmp_path / "keys")]
+    argv = ["--params", str(params_file), "--variant", "mgm-shards", "--quiet"]
+    argv += ["--keys-log", str(tmp_path / "keys")]
     assert train_mt_main([*argv, "--metrics", str(tmp_path / "metrics_{variant}.json")]) == 0
-    folder = root / "mixed" / "models" / "mgm"
+    folder = root / "mixed" / "models" / "mgm-shards"
     assert sorted(p.name for p in folder.iterdir()) == ["best.pt", "last.pt", COMPLETE_MARKER]
     last = _last(folder)
     assert last["step"] == 2 * 4  # 8 labelled + 8 weak per epoch, batch 4
@@ -124,11 +126,11 @@ def test_mixed_run_trains_on_weak_samples_through_the_stage(root, tmp_path):
     assert any(".weight" in k for k in moved)
     labelled, weak = _keys_of(root / "real", "train"), _keys_of(root / "real", "weak")
     for epoch in (1, 2):
-        keys = (tmp_path / "keys" / f"mgm-mgm-epoch{epoch}-rank0.txt").read_text().split()
+        keys = (tmp_path / "keys" / f"mgm-shards-mgm-shards-epoch{epoch}-rank0.txt").read_text().split()
         assert len(keys) == len(set(keys)) == 16 and set(keys) == labelled | weak
     assert (root / "r.pt").read_bytes() == r_bytes  # R is read, never written
-    metrics = json.loads((tmp_path / "metrics_mgm.json").read_text())
-    assert metrics["mgm"]["epochs_done"] == 2 and "scene" in metrics["mgm"]["last_train_loss"]
+    metrics = json.loads((tmp_path / "metrics_mgm-shards.json").read_text())
+    assert metrics["mgm-shards"]["epochs_done"] == 2 and "scene" in metrics["mgm-shards"]["last_train_loss"]
 
 
 def test_weak_losses_reach_m_only_and_r_stays_frozen(root):
@@ -161,7 +163,7 @@ def test_weak_losses_reach_m_only_and_r_stays_frozen(root):
 
 def test_fingerprint_covers_mix_params_weak_data_and_r(root, tmp_path):
     base = _params(root, "fp", "mix.synthetic_ratio=1.0")
-    run = model_runs(base, "mgm")[0]
+    run = model_runs(base, "mgm-shards")[0]
     fingerprint = run_fingerprint(base, run)
     for change in ("mix.synthetic_ratio=0.5", "mix.ssl=none", "mix.scene_weight=2.0"):
         assert run_fingerprint(_params(root, "fp", "mix.synthetic_ratio=1.0", change), run) != fingerprint
@@ -175,42 +177,41 @@ def test_fingerprint_covers_mix_params_weak_data_and_r(root, tmp_path):
 def test_bad_weak_set_or_refinement_is_a_clear_error(root, tmp_path):
     missing_set = _params(root, "err", "mix.synthetic_ratio=0.5", "mix.weak=synthetic")
     with pytest.raises(ShardError, match=rf"weak shard folder {root / 'no-synthetic-set'} does not exist"):
-        train_mt(missing_set, "mgm", progress=False)
+        train_mt(missing_set, "mgm-shards", progress=False)
     with pytest.raises(
         ParamsError, match=r"mix\.synthetic_ratio: 1\.5 needs 12 weak samples .* holds only 8"
     ):
-        train_mt(_params(root, "err", "mix.synthetic_ratio=1.5"), "mgm", progress=False)
+        train_mt(_params(root, "err", "mix.synthetic_ratio=1.5"), "mgm-shards", progress=False)
     no_r = _params(root, "err", "mix.synthetic_ratio=0.5", f"mix.refinement={tmp_path / 'none.pt'}")
     with pytest.raises(
         ParamsError, match=rf"mix\.refinement: checkpoint {tmp_path / 'none.pt'} does not exist"
     ):
-        train_mt(no_r, "mgm", progress=False)
+        train_mt(no_r, "mgm-shards", progress=False)
     wrong = tmp_path / "wrong.pt"
     save_checkpoint({"refinement": refinement_entry(RefinementNet(["seg"], 13, 3, width=4, hidden=8))}, wrong)
     with pytest.raises(
         CheckpointError, match=r"mix\.refinement: .* has 3 scene classes \(the real shards have 6\)"
     ):
-        train_mt(
-            _params(root, "err", "mix.synthetic_ratio=0.5", f"mix.refinement={wrong}"), "mgm", progress=False
-        )
-    assert not (root / "err" / "models" / "mgm" / "last.pt").exists()
+        wrong_r = _params(root, "err", "mix.synthetic_ratio=0.5", f"mix.refinement={wrong}")
+        train_mt(wrong_r, "mgm-shards", progress=False)
+    assert not (root / "err" / "models" / "mgm-shards" / "last.pt").exists()
     # no R needed when the scene loss is off
     train_mt(
         _params(root, "noscene", "mix.synthetic_ratio=0.5", "mix.scene_weight=0", "train_mt.epochs=1",
                 f"mix.refinement={tmp_path / 'none.pt'}", "mix.auxiliary_init=fresh"),
-        "mgm", progress=False,
+        "mgm-shards", progress=False,
     )  # fmt: skip
-    history = _last(root / "noscene" / "models" / "mgm")["engine"]["history"]
+    history = _last(root / "noscene" / "models" / "mgm-shards")["engine"]["history"]
     assert "train_scene_loss" not in history[0] and history[0]["train_ssl_loss"] > 0
     with pytest.raises(ParamsError, match=r"mix\.auxiliary_init=fresh with mix\.real_steps=false"):
         train_mt(_params(root, "err", "mix.synthetic_ratio=0.5", "mix.auxiliary_init=fresh",
-                         "mix.real_steps=false"), "mgm", progress=False)  # fmt: skip
+                         "mix.real_steps=false"), "mgm-shards", progress=False)  # fmt: skip
     no_head = tmp_path / "no_head.pt"
     save_checkpoint({k: v for k, v in load_checkpoint(root / "r.pt").items() if k != "ssl_head"}, no_head)
     with pytest.raises(CheckpointError, match=r"no_head\.pt holds no SSL head .*mix\.auxiliary_init=fresh"):
-        train_mt(_params(root, "err", "mix.synthetic_ratio=0.5", f"mix.refinement={no_head}"), "mgm",
+        train_mt(_params(root, "err", "mix.synthetic_ratio=0.5", f"mix.refinement={no_head}"), "mgm-shards",
                  progress=False)  # fmt: skip
-    assert not (root / "err" / "models" / "mgm" / "last.pt").exists()
+    assert not (root / "err" / "models" / "mgm-shards" / "last.pt").exists()
 
 
 def test_weak_scene_loss_updates_the_encoder_only():

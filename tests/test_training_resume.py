@@ -39,12 +39,12 @@ def _train_mt(root: Path, out: str) -> tuple[list[str], Path, Path]:
 
 
 def _train_mt_mixed(root: Path, out: str) -> tuple[list[str], Path, Path]:
-    """``train_mt --variant mgm``: labelled shards mixed with the weak split, with a fresh R trained on
+    """``train_mt --variant mgm-shards``: labelled shards mixed with the weak split, with a fresh R trained on
     the labelled rows and the SSL head (their states and optimizer moments resume too)."""
     args, _, _ = _train_mt(root, out)
     sets = ["mix.weak=real", "mix.synthetic_ratio=0.25", "mix.auxiliary_init=fresh"]
-    args[2] = "mgm"
-    return [*args, *_sets(sets)], root / out / "mgm", root / out / "plots" / "mgm"
+    args[2] = "mgm-shards"
+    return [*args, *_sets(sets)], root / out / "mgm-shards", root / out / "plots" / "mgm-shards"
 
 
 def _train_gan(root: Path, out: str) -> tuple[list[str], Path, Path]:

@@ -19,7 +19,8 @@ between. Per epoch:
 Weak samples are read by byte range from the weak set's ``manifest.parquet`` (one seek and read per
 sample). Every item carries ``labelled`` (a 0-dim bool tensor, so the default
 :func:`~pipeline.data.reader.collate` gives a B-long mask); weak items carry dense targets filled
-with ignore values (``seg`` 255, ``depth`` 0 with ``depth_valid`` False, ``normal`` 0), so the
+with ignore values (``seg`` 255, ``depth`` 0 with ``depth_valid`` False, ``normal`` 0, each map
+task the labelled shards carry 0 with ``<task>_valid`` False), so the
 dense losses skip them and batches collate like real-only ones. At ratio 0 the weak set is never
 opened and the batches equal the real-only loader's (plus the all-True ``labelled`` mask).
 """

@@ -19,6 +19,10 @@ from pipeline.models.multitask import MultiTaskNet, build_multitask_net
 from pipeline.tasks.losses import MultiTaskLoss
 from pipeline.tasks.registry import TASKS
 
+MIXED_VARIANT = "mgm-shards"
+"""The ``train_mt`` variant on real shards mixed with weak ones (MGM without its GAN step); the name
+``mgm`` belongs to the joint loop's M (``train_mgm``), the paper's method."""
+
 
 @dataclass(frozen=True)
 class ModelRun:
@@ -32,14 +36,14 @@ class ModelRun:
 
 
 def model_runs(params: Params, variant: str) -> list[ModelRun]:
-    """The models a variant trains: ``st`` one per task, ``mt`` and ``mgm`` one with all tasks."""
+    """The models a variant trains: ``st`` one per task, ``mt`` and ``mgm-shards`` one with all tasks."""
     out, plots = Path(params.train_mt.out) / variant, Path(params.train_mt.plots) / variant
     tasks = tuple(params.model.tasks)
-    if variant in ("mt", "mgm"):
+    if variant in ("mt", MIXED_VARIANT):
         return [ModelRun(variant, variant, tasks, out, plots / f"{variant}.csv")]
     if variant == "st":
         return [ModelRun("st", task, (task,), out / task, plots / f"{task}.csv") for task in tasks]
-    raise PipelineError(f"unknown variant {variant!r} (st | mt | mgm)")
+    raise PipelineError(f"unknown variant {variant!r} (st | mt | {MIXED_VARIANT})")
 
 
 MODEL_CONFIG_KEYS = ("encoder", "encoder_widths", "decoder_channels", "architecture", "mti", "xtasc")

@@ -1,7 +1,7 @@
 """Train single-task (``st``: one model per task) or multi-task (``mt``) networks on real shards, or
-the multi-task network on real shards mixed with weakly labelled ones (``mgm``).
+the multi-task network on real shards mixed with weakly labelled ones (``mgm-shards``).
 
-``mgm`` reads :class:`~pipeline.data.mixing.MixedShardDataset`: ``mix.synthetic_ratio`` weak samples
+``mgm-shards`` reads :class:`~pipeline.data.mixing.MixedShardDataset`: ``mix.synthetic_ratio`` weak samples
 (``mix.weak``: the synthetic set ``mix.synthetic`` or the real ``weak`` split) per labelled one. The
 dense losses apply to labelled samples; on weak samples M gets the scene loss through the frozen
 refinement network R and the SSL loss, and with ``mix.real_steps`` R trains on M's predictions of
@@ -63,6 +63,7 @@ from pipeline.progress import progress_bar
 from pipeline.runtime import Runtime, device_flag, loader_workers, runtime_session, seed_everything
 from pipeline.tasks.losses import MultiTaskLoss
 from pipeline.train.builders import (
+    MIXED_VARIANT,
     ModelRun,
     autocast_factory,
     build_loss,
@@ -91,7 +92,7 @@ __all__ = ["COMPLETE_MARKER", "TrainingError", "run_fingerprint", "train_mt", "t
 
 def run_fingerprint(params: Params, run: ModelRun) -> Fingerprint:
     """What a checkpoint must share with this run to be resumed: the ``model`` and ``train_mt``
-    params, the tasks, the shards and this loop's code (for ``mgm`` also the ``mix`` params, the weak
+    params, the tasks, the shards and this loop's code (for ``mgm-shards`` also the ``mix`` params, the weak
     set and the refinement checkpoint it uses)."""
     identity: dict[str, Any] = {
         "model": training_identity(params.model),
@@ -100,7 +101,7 @@ def run_fingerprint(params: Params, run: ModelRun) -> Fingerprint:
         "tasks": list(run.tasks),
     }
     data = {"shards": shard_set_fingerprint(params.shard.out)}
-    if run.variant == "mgm":
+    if run.variant == MIXED_VARIANT:
         mix = params.mix
         identity["mix"] = training_identity(mix)
         identity["ssl"] = training_identity(params.ssl)
@@ -114,7 +115,7 @@ def run_fingerprint(params: Params, run: ModelRun) -> Fingerprint:
 
 
 class _Trainable(nn.Module):
-    """Network + loss (+ the weak-sample losses of ``mgm``) in one module, so DDP synchronises every
+    """Network + loss (+ the weak-sample losses of ``mgm-shards``) in one module, so DDP synchronises every
     trained parameter."""
 
     def __init__(
@@ -441,9 +442,9 @@ def _loader(
 
 
 def _train_set(params: Params, run: ModelRun) -> ShardDataset | MixedShardDataset:
-    """The labelled train split, mixed with the weak set for ``mgm``."""
+    """The labelled train split, mixed with the weak set for ``mgm-shards``."""
     cfg, shards = params.train_mt, Path(params.shard.out)
-    if run.variant != "mgm":
+    if run.variant != MIXED_VARIANT:
         return ShardDataset(shards, "train", shuffle=True, seed=cfg.seed, dense=run.tasks)
     weak_folder, weak_split = weak_set(params)
     return MixedShardDataset(
