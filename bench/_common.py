@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
@@ -10,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from pipeline.config import Params, load_params
@@ -118,3 +120,16 @@ def synthetic_batch(size: int, resolution: int, classes: int = 13) -> dict[str, 
         "depth_valid": depth > 0,
         "normal": normal,
     }
+
+
+def t_interval(values: Any) -> tuple[float, float, float]:
+    """Mean and 95 % t-interval (Student's t, n - 1 degrees of freedom) of paired differences;
+    the bounds are NaN below two values."""
+    from scipy import stats
+
+    array = np.asarray(values, dtype=float)
+    mean = float(array.mean())
+    if len(array) < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.975, len(array) - 1) * array.std(ddof=1) / math.sqrt(len(array)))
+    return mean, mean - half, mean + half

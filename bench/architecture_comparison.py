@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._common import t_interval
 from pipeline.config import Params, load_params
 from pipeline.evaluation import DELTA_VARIANTS, evaluate
 from pipeline.tasks.registry import TASKS
@@ -122,18 +123,6 @@ def compare_seed(work: Path, seed: int, extra: Sequence[str]) -> list[dict[str, 
     ]  # fmt: skip
     saved.write_text(json.dumps(rows, indent=1))
     return rows
-
-
-def t_interval(values: Sequence[float]) -> tuple[float, float, float]:
-    """Mean and 95 % t-interval of paired differences."""
-    from scipy import stats
-
-    array = np.asarray(values, dtype=float)
-    mean = float(array.mean())
-    if len(array) < 2:
-        return mean, math.nan, math.nan
-    half = float(stats.t.ppf(0.975, len(array) - 1) * array.std(ddof=1) / math.sqrt(len(array)))
-    return mean, mean - half, mean + half
 
 
 def markdown(rows: Sequence[dict[str, Any]], tasks: Sequence[str]) -> str:

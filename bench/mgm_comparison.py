@@ -1,30 +1,37 @@
-"""The paper's comparison at small scale: ST, MT and the MGM variants per label fraction and seed.
+"""The paper's comparison on the embedded default: ST, MT and the MGM variants per label fraction and seed.
 
 Each (label fraction, seed) trains, in its own folder under ``--work``:
 
 * ``st`` and ``mt`` (``train_mt``),
-* ``mgm-nogen``: the joint loop without a generator (steps 1-3: dense, R on real, SSL on real),
-* ``mgm-sagan``: synthetic images from the pre-trained SAGAN only (G frozen, no step 4),
-* ``mgm``: the full joint loop (six steps),
-* ``mgm-realweak``: weakly labelled *real* images from the ``weak`` split instead (upper bound),
+* ``mgm-none``: the joint loop without a generator (steps 1-3: dense, R on real, SSL on real),
+* ``mgm-pretrained``: synthetic images from the pre-trained SAGAN only (G frozen, no step 4),
+* ``mgm``: the full joint loop (six steps), the paper's MGM and the primary result,
+* ``mgm-real``: weakly labelled *real* images from the ``weak`` split instead (the upper bound),
+* ``mgm-shards``: ``train_mt@mgm-shards`` at ``mix.synthetic_ratio`` 1: a fresh M on the labelled
+  shards mixed with a set that the full run's generator synthesized, R and the SSL head from that
+  run (needs ``mgm`` of the same fraction and seed),
 
-then evaluates all of them on the test split with the ``evaluate`` stage's code. The pre-trained
-SAGAN (``--gan``, a ``train_gan`` checkpoint; the default pipeline's ``models/gan/best.pt``) is
-shared: it was trained on every training image with its scene label, which is what the weak split
-keeps. ``--ratios`` adds the ``mix.synthetic_ratio`` sweep: the full MGM generator of the first
-fraction and seed synthesizes a set, and ``train_mt@mgm-shards`` trains at each ratio.
+then evaluates all of them on the test split with the ``evaluate`` stage's code. ``--variants`` may
+also name the ablations of full MGM (``mgm-nossl``: no SSL, steps 3 and 6; ``mgm-nor``: no R, steps
+2 and 5; ``mgm-noganenc``: step 4's gradient kept out of the encoder; ``mgm-bn-dense`` and
+``mgm-bn-recalibrate``: the other two ``mgm.bn_mode`` values).
 
-``--variants`` may also name the ablations of full MGM (``mgm-nossl``: no SSL, steps 3 and 6;
-``mgm-nor``: no R, steps 2 and 5; ``mgm-noganenc``: step 4's gradient kept out of the encoder),
-each measured against ``mt`` of the same fraction and seed.
+The pre-trained SAGAN: ``--gan-steps N`` trains one per label fraction on that fraction's labelled
+images only (the ``train`` split; ``gan.include_weak`` false), as the paper does, into
+``<work>/labels-<f>/gan/`` (kept; a rerun reuses it). Or ``--gan PATH`` names a ``train_gan``
+checkpoint, with ``{fraction}`` standing for the fraction (``runs/gan-{fraction}/best.pt``); a missing
+one is an error naming the file. ``--test-images`` renders that many test images (rooms).
 
 Finished runs are skipped (an interrupted comparison continues where it stopped; ``--variants``
-trains a subset now and the rest later). Results:
-``<work>/results.csv`` (one row per run), ``--out`` (markdown: mean ± std and Δm against ST) and,
-with ``--ratios``, ``<plot>`` (the three task metrics against the ratio).
+trains a subset now and the rest later). Results: ``<work>/results.csv`` and ``--csv`` (one row per
+fraction, seed and variant: each task's primary metric, normals' L1, the test image count, every Δm,
+training seconds), ``--out`` (markdown: mean ± std per variant, then each variant's paired difference
+against MT of the same seed, Δm and per task, with 95 % t-intervals) and, with ``--ratios``, the
+``mix.synthetic_ratio`` sweep of the first fraction and seed (``<work>/ratios.csv``, ``--plot``).
 
-    python bench/mgm_comparison.py --gan models/gan/best.pt --fractions 0.25 0.5 --seeds 0 1 2 \\
-        --ratios 0 0.25 0.5 1.0 1.25 --out docs/mgm_comparison.md --plot docs/mgm_ratio.png
+    python bench/mgm_comparison.py --gan-steps 1250 --fractions 0.5 0.25 --seeds 0 1 2 3 4 \\
+        --test-images 1000 --set train_mt.epochs=15 --set mgm.epochs=15 \\
+        --csv docs/mgm_comparison.csv --out docs/mgm_comparison.md
 """
 
 from __future__ import annotations
@@ -43,38 +50,54 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._common import t_interval
 from pipeline.config import Params, load_params
+from pipeline.errors import ParamsError
 from pipeline.evaluation import DELTA_VARIANTS, evaluate
 from pipeline.tasks.registry import TASKS
 
+TRAIN_MT = ("st", "mt", "mgm-shards")
+"""Variants that ``train_mt`` trains (the others are ``train_mgm`` runs)."""
 VARIANTS: dict[str, list[str]] = {
-    "mgm-nogen": ["mgm.weak=none"],
-    "mgm-sagan": ["mgm.joint=false"],
+    "mgm-none": ["mgm.weak=none"],
+    "mgm-pretrained": ["mgm.joint=false"],
     "mgm": [],
-    "mgm-realweak": ["mgm.weak=real"],
+    "mgm-real": ["mgm.weak=real"],
 }
 """train_mgm variants -> their params overrides."""
-ORDER = ["st", "mt", *VARIANTS]
+ORDER = ["st", "mt", *VARIANTS, "mgm-shards"]
 """The comparison's variants (the default ``--variants``)."""
 ABLATIONS: dict[str, list[str]] = {
     "mgm-nossl": ["mgm.ssl=none"],
     "mgm-nor": ["mgm.refinement=false"],
     "mgm-noganenc": ["mgm.gan_encoder=false"],
+    "mgm-bn-dense": ["mgm.bn_mode=dense"],
+    "mgm-bn-recalibrate": ["mgm.bn_mode=recalibrate"],
 }
-"""Full MGM with one auxiliary part removed (issue 13's ablation: ``--variants mt mgm mgm-nossl ...``)."""
+"""Full MGM with one part removed or changed (issue 13's ablation: ``--variants mt mgm mgm-nossl ...``)."""
 VARIANTS |= ABLATIONS
 ALL = [*ORDER, *ABLATIONS]
 TITLES = {
     "st": "single-task (ST)",
     "mt": "multi-task (MT)",
-    "mgm-nogen": "MGM without generator",
-    "mgm-sagan": "MGM, pre-trained SAGAN only",
-    "mgm": "MGM (full)",
-    "mgm-realweak": "MGM, weakly labelled real (upper bound)",
+    "mgm-none": "MGM without generator (`mgm-none`)",
+    "mgm-pretrained": "MGM, pre-trained SAGAN only (`mgm-pretrained`)",
+    "mgm": "MGM, full (`mgm`)",
+    "mgm-real": "MGM, weakly labelled real (`mgm-real`, upper bound)",
+    "mgm-shards": "mixed shards at ratio 1 (`mgm-shards`)",
     "mgm-nossl": "MGM without SSL (steps 3, 6)",
     "mgm-nor": "MGM without R (steps 2, 5)",
     "mgm-noganenc": "MGM, no GAN gradient into the encoder",
+    "mgm-bn-dense": "MGM, `bn_mode` dense",
+    "mgm-bn-recalibrate": "MGM, `bn_mode` recalibrate",
 }
+CSV_COLUMNS = ["fraction", "seed", "variant", "seg_miou", "depth_mae", "normal_mean_angle", "normal_l1",
+               "test_images"]  # fmt: skip
+"""The leading columns of the raw rows (issue 13); every Δm and the seconds follow."""
+
+
+def fraction_folder(work: str | Path, fraction: float) -> Path:
+    return Path(work) / f"labels-{fraction:g}"
 
 
 def run_params(base: Sequence[str], folder: Path, fraction: float, seed: int, extra: Sequence[str]) -> Params:
@@ -90,6 +113,12 @@ def run_params(base: Sequence[str], folder: Path, fraction: float, seed: int, ex
         f"mgm.out={folder}/models/mgm",
         f"mgm.plots={folder}/plots/mgm",
         f"evaluate.out={folder}/reports",
+        f"synthesize.checkpoint={folder}/models/mgm/generator.pt",
+        f"synthesize.out={folder}/synthetic",
+        "synthesize.name=mgm",
+        "synthesize.fid_split=none",
+        f"mix.synthetic={folder}/synthetic/mgm",
+        f"mix.refinement={folder}/models/mgm/best.pt",
     ]
     return load_params("params.yaml", [*settings, *base, *extra])
 
@@ -97,8 +126,50 @@ def run_params(base: Sequence[str], folder: Path, fraction: float, seed: int, ex
 def shard_once(params: Params) -> None:
     from pipeline.data.sharding import shard_dataset
 
-    if not (Path(params.shard.out) / "summary.json").is_file():
+    summary = Path(params.shard.out) / "summary.json"
+    if not summary.is_file():
         shard_dataset(params, progress=False)
+        return
+    made_with = json.loads(summary.read_text())["params"]["data"]
+    if made_with != params.data.model_dump(mode="json"):
+        raise ParamsError(
+            f"{params.shard.out}: these shards were made with other data params than this comparison's "
+            f"(--test-images, --set data.*); use another --work or remove {params.shard.out}"
+        )
+
+
+def pretrained_gan(args: argparse.Namespace, fraction: float, base: Sequence[str]) -> Path:
+    """The fraction's pre-trained SAGAN: trained here on its labelled images (``--gan-steps``), or
+    ``--gan`` with ``{fraction}`` filled in, which must exist."""
+    if args.gan_steps is None:
+        path = Path(args.gan.format(fraction=f"{fraction:g}"))
+        if not path.is_file():
+            raise ParamsError(
+                f"--gan: no pre-trained SAGAN for label fraction {fraction:g} at {path} (train one "
+                f"with `mgm train_gan --set data.label_fraction={fraction:g}`, or pass --gan-steps N)"
+            )
+        return path.resolve()
+    from pipeline.data.reader import read_summary
+    from pipeline.train.gan.loop import train_gan
+
+    folder = fraction_folder(args.work, fraction) / "gan"
+    params = run_params(base, folder, fraction, 0, [])
+    shard_once(params)
+    labelled = int(read_summary(params.shard.out)["splits"]["train"]["samples"])
+    settings = [
+        f"gan.out={folder}",
+        f"gan.plots={folder}/plots",
+        f"gan.steps={args.gan_steps}",
+        "gan.include_weak=false",  # the labelled images only, as the paper pre-trains
+        f"gan.eval_images={min(params.gan.eval_images, labelled)}",  # the floor reads the train split
+    ]
+    params = run_params([*base, *settings], folder, fraction, 0, [])
+    from pipeline.train.engine import COMPLETE_MARKER
+
+    marker = folder / COMPLETE_MARKER  # the run's summary, written when it finished
+    if not (marker.is_file() and json.loads(marker.read_text()).get("steps") == args.gan_steps):
+        train_gan(params, progress=False)  # resumes an interrupted or shorter run
+    return (folder / "best.pt").resolve()
 
 
 def finished(params: Params, variant: str, folder: Path) -> bool:
@@ -107,7 +178,7 @@ def finished(params: Params, variant: str, folder: Path) -> bool:
     from pipeline.train.builders import model_runs
     from pipeline.train.engine import COMPLETE_MARKER
 
-    if variant in ("st", "mt"):
+    if variant in TRAIN_MT:
         return all((run.folder / COMPLETE_MARKER).is_file() for run in model_runs(params, variant))
     return (folder / "models" / variant / COMPLETE_MARKER).is_file()
 
@@ -118,8 +189,15 @@ def train_variant(params: Params, variant: str, folder: Path) -> str | None:
 
     out = folder / "models" / variant
     if finished(params, variant, folder):
-        return None if variant in ("st", "mt") else str(out / "best.pt")
-    if variant in ("st", "mt"):
+        return None if variant in TRAIN_MT else str(out / "best.pt")
+    if variant == "mgm-shards":
+        if not finished(params, "mgm", folder):
+            raise ParamsError(f"--variants: mgm-shards needs the full mgm run of {folder} (add mgm)")
+        from pipeline.synthesis import synthesize
+
+        if not (Path(params.mix.synthetic) / "provenance.json").is_file():
+            synthesize(params, progress=False)
+    if variant in TRAIN_MT:
         train_variants(params, [variant], progress=False)
         return None
     from pipeline.train.mgm import train_mgm
@@ -130,7 +208,7 @@ def train_variant(params: Params, variant: str, folder: Path) -> str | None:
 
 
 def evaluate_run(params: Params, folder: Path, checkpoints: dict[str, str]) -> dict[str, Any]:
-    trained = [variant for variant in ("st", "mt") if (folder / "mt-models" / variant).is_dir()]
+    trained = [variant for variant in TRAIN_MT if (folder / "mt-models" / variant).is_dir()]
     params = params.model_copy(
         update={
             "train_mt": params.train_mt.model_copy(update={"variants": trained}),
@@ -152,31 +230,50 @@ def primary(result: dict[str, Any], tasks: Sequence[str]) -> dict[str, float]:
     return values
 
 
+def csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A results row under the raw file's column names (``seg_miou``, ``depth_mae``, ...)."""
+    out = {}
+    for key, value in row.items():
+        out[f"{key}_{TASKS[key].primary_metric}" if key in TASKS else key] = value
+    return out
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    renamed = [csv_row(row) for row in rows]
+    columns = [c for c in CSV_COLUMNS if any(c in row for row in renamed)]
+    columns += sorted({key for row in renamed for key in row} - set(columns))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(renamed)
+
+
 def compare(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Train (or skip, when finished) and evaluate ``args.variants`` for every fraction and seed."""
     rows: list[dict[str, Any]] = []
+    wanted = [name for name in ALL if name in args.variants]
     for fraction in args.fractions:
+        tests = [f"data.rooms.test={args.test_images}"] if args.test_images else []
+        gan = pretrained_gan(args, fraction, [*args.set, *tests])
+        base = [*args.set, *tests, f"mgm.gan_checkpoint={gan}"]
         for seed in args.seeds:
-            folder = Path(args.work) / f"labels-{fraction:g}" / f"seed-{seed}"
+            folder = fraction_folder(args.work, fraction) / f"seed-{seed}"
             saved = folder / "results.json"
             if saved.is_file():
                 found = json.loads(saved.read_text())
-                if {row["variant"] for row in found} >= set(args.variants):
-                    rows += found
+                if {row["variant"] for row in found} >= set(wanted):
+                    rows += [row for row in found if row["variant"] in wanted]
                     continue
-            base = [*args.set, f"mgm.gan_checkpoint={Path(args.gan).resolve()}"]
             params = run_params(base, folder, fraction, seed, [])
             shard_once(params)
             timings = folder / "seconds.json"
             seconds = json.loads(timings.read_text()) if timings.is_file() else {}
             checkpoints: dict[str, str] = {}
-            for variant in [name for name in ALL if name in args.variants]:
+            for variant in wanted:
                 started = time.perf_counter()
-                variant_params = (
-                    params
-                    if variant in ("st", "mt")
-                    else run_params(base, folder, fraction, seed, VARIANTS[variant])
-                )
+                extra = [] if variant in TRAIN_MT else VARIANTS[variant]
+                variant_params = run_params(base, folder, fraction, seed, extra)
                 path = train_variant(variant_params, variant, folder)
                 if path:
                     checkpoints[variant] = path
@@ -186,13 +283,15 @@ def compare(args: argparse.Namespace) -> list[dict[str, Any]]:
                 print(f"labels {fraction:g} seed {seed}: {variant} {seconds[variant]} s", flush=True)
             results = evaluate_run(params, folder, checkpoints)
             tasks = list(params.model.tasks)
+            from pipeline.data.reader import read_summary
+
+            test_images = int(read_summary(params.shard.out)["splits"]["test"]["samples"])
             found = [
-                {"fraction": fraction, "seed": seed, "variant": name, "seconds": seconds[name],
-                 **primary(results[name], tasks)}
-                for name in ALL if name in results
+                {"fraction": fraction, "seed": seed, "variant": name, "test_images": test_images,
+                 "seconds": seconds[name], **primary(results[name], tasks)}
+                for name in ALL if name in results and name in wanted
             ]  # fmt: skip
-            if {row["variant"] for row in found} >= set(ORDER):
-                saved.write_text(json.dumps(found, indent=1))
+            saved.write_text(json.dumps(found, indent=1))
             rows += found
     return rows
 
@@ -203,9 +302,9 @@ def ratio_sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
     from pipeline.train.multitask import train_variants
 
     fraction, seed = args.fractions[0], args.seeds[0]
-    folder = Path(args.work) / f"labels-{fraction:g}" / f"seed-{seed}"
-    mgm = folder / "models" / "mgm"
-    synthetic = folder / "synthetic"
+    folder = fraction_folder(args.work, fraction) / f"seed-{seed}"
+    tests = [f"data.rooms.test={args.test_images}"] if args.test_images else []
+    gan = pretrained_gan(args, fraction, [*args.set, *tests])
     top = max(args.ratios)
     rows = []
     for ratio in args.ratios:
@@ -214,19 +313,15 @@ def ratio_sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
         if not done.is_file():
             extra = [
                 f"mix.synthetic_ratio={ratio}",
-                f"mix.synthetic={synthetic}/mgm",
-                f"mix.refinement={mgm}/best.pt",
+                f"mix.synthetic={folder}/synthetic-sweep/mgm",
+                f"synthesize.out={folder}/synthetic-sweep",
                 f"train_mt.out={run}/mt-models",
                 f"train_mt.plots={run}/plots",
-                f"synthesize.checkpoint={mgm}/generator.pt",
-                f"synthesize.out={synthetic}",
-                "synthesize.name=mgm",
                 f"synthesize.count_relative={top}",
-                "synthesize.fid_split=none",
             ]
-            params = run_params([*args.set, f"mgm.gan_checkpoint={Path(args.gan).resolve()}"], folder,
-                                fraction, seed, extra)  # fmt: skip
-            if ratio > 0 and not (synthetic / "mgm" / "provenance.json").is_file():
+            base = [*args.set, *tests, f"mgm.gan_checkpoint={gan}"]
+            params = run_params(base, folder, fraction, seed, extra)
+            if ratio > 0 and not (Path(params.mix.synthetic) / "provenance.json").is_file():
                 synthesize(params, progress=False)
             if not (run / "mt-models" / "mgm-shards" / "training.json").is_file():
                 train_variants(params, ["mgm-shards"], progress=False)
@@ -242,29 +337,68 @@ def ratio_sweep(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-def mean_std(values: Sequence[float]) -> str:
+def _cell(values: Sequence[float], digits: int = 4) -> str:
     array = np.asarray(values, dtype=float)
-    std = float(array.std(ddof=1)) if len(array) > 1 else math.nan
-    return f"{array.mean():.4f} ± {std:.4f}"
+    std = f"{array.std(ddof=1):.{digits}f}" if len(array) > 1 else "–"
+    return f"{array.mean():.{digits}f} ± {std}"
 
 
-def markdown(rows: Sequence[dict[str, Any]], tasks: Sequence[str], seeds: Sequence[int]) -> str:
+def _interval(values: Sequence[float], digits: int) -> str:
+    mean, low, high = t_interval(values)
+    if math.isnan(low):
+        return f"{mean:+.{digits}f}"
+    return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def markdown(rows: Sequence[dict[str, Any]], tasks: Sequence[str]) -> str:
+    """Per fraction: mean ± std per variant, then the paired differences against MT per seed."""
     lines = []
+    arrow = {task: "↓" if TASKS[task].lower_is_better else "↑" for task in tasks}
     for fraction in sorted({row["fraction"] for row in rows}):
-        lines += [f"### {fraction:.0%} labels, {len(seeds)} seeds (mean ± std over seeds)", ""]
-        header = [f"{task} {TASKS[task].primary_metric} ({'↓' if TASKS[task].lower_is_better else '↑'})"
-                  for task in tasks]  # fmt: skip
-        lines += ["| variant | " + " | ".join(header) + " | Δm vs ST (%, ↑) |",
-                  "|---|" + "---|" * (len(tasks) + 1)]  # fmt: skip
+        picked_rows = [row for row in rows if row["fraction"] == fraction]
+        seeds = sorted({row["seed"] for row in picked_rows})
+        test_images = sorted({row.get("test_images") for row in picked_rows} - {None})
+        lines += [
+            f"### {fraction:.0%} labels: {len(seeds)} seeds, {', '.join(map(str, test_images))} test images "
+            "(mean ± std over seeds)",
+            "",
+        ]
+        header = [f"{task} {TASKS[task].primary_metric} ({arrow[task]})" for task in tasks]
+        normal_l1 = any("normal_l1" in row for row in picked_rows)
+        lines += [
+            "| variant | " + " | ".join(header) + (" | normal L1 (↓)" if normal_l1 else "")
+            + " | Δm vs ST (%, ↑) | Δm vs MT (%, ↑) |",
+            "|---|" + "---|" * (len(tasks) + 2 + normal_l1),
+        ]  # fmt: skip
         for variant in ALL:
-            picked = [row for row in rows if row["fraction"] == fraction and row["variant"] == variant]
+            picked = [row for row in picked_rows if row["variant"] == variant]
             if not picked:
                 continue
-            cells = [mean_std([row[task] for row in picked]) for task in tasks]
-            delta = np.asarray([100 * row.get("delta_m", 0.0) for row in picked])
-            std = f"{delta.std(ddof=1):.2f}" if len(delta) > 1 else "–"
-            row = " | ".join([TITLES[variant], *cells, f"{delta.mean():+.2f} ± {std}"])
-            lines.append(f"| {row} |")
+            cells = [_cell([row[task] for row in picked]) for task in tasks]
+            if normal_l1:
+                cells.append(_cell([row.get("normal_l1", math.nan) for row in picked]))
+            for key in ("delta_m", "delta_m_mt"):
+                cells.append(_cell([100 * row.get(key, math.nan) for row in picked], 2))
+            lines.append(f"| {TITLES[variant]} | " + " | ".join(cells) + " |")
+        freedom = len(seeds) - 1
+        lines += ["", f"Paired against MT of the same seed: mean difference [95 % t-interval, {freedom} "
+                  "degrees of freedom]; Δm in points, a positive Δm is better.", ""]  # fmt: skip
+        lines += [
+            "| variant | Δm vs MT (points) | "
+            + " | ".join(f"Δ {task} {TASKS[task].primary_metric}" for task in tasks) + " |",
+            "|---|---|" + "---|" * len(tasks),
+        ]  # fmt: skip
+        by_seed = {(row["seed"], row["variant"]): row for row in picked_rows}
+        for variant in ALL:
+            if variant == "mt" or not any(row["variant"] == variant for row in picked_rows):
+                continue
+            pairs = [(by_seed[(s, variant)], by_seed[(s, "mt")]) for s in seeds
+                     if (s, variant) in by_seed and (s, "mt") in by_seed]  # fmt: skip
+            if not pairs:
+                continue
+            cells = [_interval([100 * (a["delta_m"] - b["delta_m"]) for a, b in pairs], 2)]
+            cells += [_interval([a[task] - b[task] for a, b in pairs], 4) for task in tasks]
+            lines.append(f"| {TITLES[variant]} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -290,35 +424,54 @@ def plot_ratios(rows: Sequence[dict[str, Any]], tasks: Sequence[str], path: Path
     figure.savefig(path, dpi=110)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--gan", default="models/gan/best.pt", help="pre-trained SAGAN (train_gan checkpoint)"
+        "--gan",
+        default="models/gan/best.pt",
+        help="pre-trained SAGAN (train_gan checkpoint); {fraction} stands for the label fraction",
+    )
+    parser.add_argument(
+        "--gan-steps", type=int, default=None, help="pre-train a SAGAN per fraction on its labelled images"
     )
     parser.add_argument("--fractions", type=float, nargs="+", default=[0.25, 0.5])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", default=ORDER, choices=ALL, help="train these")
+    parser.add_argument("--test-images", type=int, default=None, help="data.rooms.test (rooms only)")
     parser.add_argument("--ratios", type=float, nargs="*", default=[], help="mix.synthetic_ratio sweep")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="params override")
     parser.add_argument("--work", default="bench/out/mgm_comparison", help="runs and their results")
-    parser.add_argument("--out", default=None, help="markdown table")
+    parser.add_argument("--csv", default=None, help="the raw rows, also written to <work>/results.csv")
+    parser.add_argument("--out", default=None, help="markdown tables")
     parser.add_argument("--plot", default=None, help="ratio plot PNG")
     args = parser.parse_args(argv)
-    tasks = list(load_params("params.yaml", args.set).model.tasks)
-    rows = compare(args)
+    if "mgm-shards" in args.variants and "mgm" not in args.variants:
+        parser.error("--variants: mgm-shards trains on the full mgm run's synthetic set; add mgm")
+    if args.gan_steps is not None and args.gan_steps < 1:
+        parser.error(f"--gan-steps must be at least 1, got {args.gan_steps}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        tasks = list(load_params("params.yaml", args.set).model.tasks)
+        rows = compare(args)
+    except ParamsError as error:
+        print(f"mgm_comparison: error: {error}", file=sys.stderr)
+        return 2
     work = Path(args.work)
-    with (work / "results.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    text = markdown(rows, tasks, args.seeds)
+    write_csv(rows, work / "results.csv")
+    if args.csv:
+        write_csv(rows, Path(args.csv))
+    text = markdown(rows, tasks)
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")
     if args.ratios:
         sweep = ratio_sweep(args)
         with (work / "ratios.csv").open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(sweep[0]))
+            writer = csv.DictWriter(handle, fieldnames=list(sweep[0]), lineterminator="\n")
             writer.writeheader()
             writer.writerows(sweep)
         if args.plot:

@@ -257,6 +257,12 @@ class SslParams(_Section):
 
     temperature: float = Field(0.5, gt=0, description="NT-Xent temperature")
     dim: int = Field(64, ge=1, description="SimCLR projection size (authors': one linear layer to 64)")
+    hidden: int | None = Field(
+        None,
+        ge=1,
+        description="hidden units of the projection: null = one linear layer (authors'); N = Linear-ReLU-"
+        "Linear through N units (SimCLR's projection MLP, Chen et al. 2020)",
+    )
 
 
 class TrainMTParams(_Section):
@@ -513,6 +519,12 @@ class MgmParams(_Section):
     )
     scene_weight: float = Field(1.0, ge=0, description="scene cross-entropy through R (steps 2 and 5)")
     ssl_weight: float = Field(1.0, ge=0, description="SSL loss (steps 3 and 6)")
+    aux_warmup_epochs: float = Field(
+        0.0,
+        ge=0,
+        description="scene_weight and ssl_weight ramp linearly from 0 over this many epochs (0: full from "
+        "the start, authors'), so that the auxiliary losses reach the encoder after the dense tasks start",
+    )
     synthetic_per_labelled: float = Field(
         1.0,
         gt=0,

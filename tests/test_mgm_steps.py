@@ -208,11 +208,15 @@ def test_gan_rounds_give_that_many_d_then_g_rounds_per_iteration(root, rounds, d
     """The authors' schedule: ``gan_rounds`` x (``d_steps`` D updates, then one G + guide + encoder step)."""
     _, models, optimizers, settings, _ = _setup(root, f"mgm.gan_rounds={rounds}", f"mgm.d_steps={d_steps}")
     ema_before = {k: v.clone() for k, v in models.generator_ema.state_dict().items()}
+    encoder_passes = []
+    hook = models.net.encoder.register_forward_hook(lambda *_: encoder_passes.append(1))
     torch.manual_seed(3)
     for iteration in range(2):
         stats = joint_iteration(
             models, optimizers, _batch(root), settings, BatchAugment(32), ("gan",), iteration
         )
+    hook.remove()
+    assert len(encoder_passes) == 2 * rounds  # one per round: its D steps and G step share it
     assert _adam_steps(optimizers["discriminator"]) == 2 * rounds * d_steps
     assert _adam_steps(optimizers["generator"]) == 2 * rounds
     assert _adam_steps(optimizers["guide"]) == 2 * rounds
@@ -314,3 +318,32 @@ def test_xtasc_consistency_on_weak_images_is_a_switch_that_moves_encoder_and_hea
     transfer = [name for name in names["decoders"] if "transfers.seg_to_depth" in name]
     moved = [n for n in transfer if not torch.equal(before["decoders"][n], _state(models)["decoders"][n])]
     assert transfer and moved  # the transfer network learns from the weak images
+
+
+def test_auxiliary_warm_up_ramps_the_scene_and_ssl_weights_from_zero():
+    from pipeline.train.mgm_steps import warmup_factor
+
+    assert warmup_factor(0, 10, 0.0) == 1.0  # no warm-up: full weights from the first iteration
+    assert [warmup_factor(i, 10, 2.0) for i in (0, 5, 10, 20, 35)] == [0.0, 0.25, 0.5, 1.0, 1.0]
+
+
+def test_a_warmed_up_iteration_scales_exactly_the_auxiliary_losses(root):
+    _, models, optimizers, settings, _ = _setup(root, "mgm.weak=none")
+    assert settings.warmed_up(1.0) is settings
+    zero = settings.warmed_up(0.0)
+    assert (zero.scene_weight, zero.ssl_weight) == (0.0, 0.0)
+    assert (zero.d_steps, zero.temperature) == (settings.d_steps, settings.temperature)
+    torch.manual_seed(0)
+    stats = joint_iteration(
+        models, optimizers, _batch(root), zero, BatchAugment(32), ("dense", "scene_real", "ssl_real"), 0
+    )
+    assert stats["scene_real"] == 0.0 and stats["ssl_real"] == 0.0
+    assert stats["dense"] > 0.0
+
+
+def test_ssl_hidden_gives_the_joint_loop_a_projection_mlp(root):
+    from torch import nn
+
+    _, models, _, _, _ = _setup(root, "ssl.hidden=32", "mgm.weak=none")
+    linears = [module for module in models.ssl_head.modules() if isinstance(module, nn.Linear)]
+    assert [layer.out_features for layer in linears] == [32, models.ssl_head.project[-1].out_features]

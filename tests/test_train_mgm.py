@@ -227,3 +227,18 @@ def test_recalibrate_mode_validates_and_saves_statistics_of_the_clean_labelled_i
     other = load_trained(root / "authors_bn" / "best.pt", tasks, lambda t, c: build_model(params, t, c), 13)
     first = batch_norms(other)[0].running_mean
     assert not torch.allclose(first, batch_norms(saved)[0].running_mean, atol=1e-5)
+
+
+def test_the_auxiliary_warm_up_reaches_the_loop(root):
+    """mgm.aux_warmup_epochs: the first epoch's scene loss is scaled down by the ramp (0, 1/6, 2/6
+    over its three iterations at a 2-epoch warm-up), against the same run without one."""
+    from pathlib import Path
+
+    losses = {}
+    for name, warmup in [("warm_none", 0), ("warm_two", 2)]:
+        params = mgm_params(root, name, "mgm.weak=none", "mgm.ssl=none", f"mgm.aux_warmup_epochs={warmup}")
+        train_mgm(params, progress=False, max_epochs=1)
+        rows = list(csv.DictReader((Path(params.mgm.plots) / "history.csv").open()))
+        losses[name] = float(rows[0]["train_scene_real"])
+    assert losses["warm_none"] > 1.0  # about ln 6, six scene types
+    assert losses["warm_two"] < 0.3 * losses["warm_none"]

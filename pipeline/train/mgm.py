@@ -71,7 +71,13 @@ from pipeline.train.mgm_models import (
     trains_generator,
 )
 from pipeline.train.mgm_snapshot import generator_export, snapshot
-from pipeline.train.mgm_steps import StepSettings, active_steps, joint_iteration, needs_weak_real
+from pipeline.train.mgm_steps import (
+    StepSettings,
+    active_steps,
+    joint_iteration,
+    needs_weak_real,
+    warmup_factor,
+)
 from pipeline.train.ssl import BatchAugment
 from pipeline.viz import save_image, scene_grid
 
@@ -266,15 +272,17 @@ class MgmLoop:
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         totals: dict[str, float] = {}
         count = 0
+        per_epoch = epoch_batches(self.train_set, self.params.mgm.batch_size)
         bar = progress_bar(
             self.loader, desc=f"train_mgm epoch {epoch + 1}", unit="batch", leave=False,
-            disable=not self.progress, total=epoch_batches(self.train_set, self.params.mgm.batch_size),
+            disable=not self.progress, total=per_epoch,
         )  # fmt: skip
         for batch in bar:
             batch = to_device(batch, self.device)
+            factor = warmup_factor(self.step, per_epoch, self.params.mgm.aux_warmup_epochs)
             stats = joint_iteration(
-                self.models, self.optimizers, batch, self.settings, self.augment, self.steps, self.step,
-                self.weak_source,
+                self.models, self.optimizers, batch, self.settings.warmed_up(factor), self.augment,
+                self.steps, self.step, self.weak_source,
             )  # fmt: skip
             bad = {name: value for name, value in stats.items() if not math.isfinite(value)}
             if bad:

@@ -192,7 +192,9 @@ def build_joint_models(
     models = JointModels(net=net, criterion=build_loss(params, tasks))
     if cfg.refinement:
         models.refinement = build_refinement(params, tasks, num_classes, len(scene_names))
-    models.ssl_head = build_ssl_head(cfg.ssl, net.feature_channels, resolution, params.ssl.dim)
+    models.ssl_head = build_ssl_head(
+        cfg.ssl, net.feature_channels, resolution, params.ssl.dim, hidden=params.ssl.hidden
+    )
     if uses_generator(params):
         _attach_gan(models, params, scene_names, resolution)
     return models.to(device)

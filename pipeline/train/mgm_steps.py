@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -95,6 +95,12 @@ class StepSettings:
             weak_per_labelled=cfg.synthetic_per_labelled,
         )
 
+    def warmed_up(self, factor: float) -> StepSettings:
+        """These settings with the auxiliary weights (scene, SSL) scaled by ``factor`` in [0, 1]."""
+        if factor >= 1.0:
+            return self
+        return replace(self, scene_weight=self.scene_weight * factor, ssl_weight=self.ssl_weight * factor)
+
     def kept_statistics(self, step: str) -> tuple[str, ...]:
         """Parts whose batch-norm statistics ``step`` must leave as they were: M's, in every step but
         ``dense`` when ``bn_mode`` is ``dense``."""
@@ -103,6 +109,14 @@ class StepSettings:
     def weak_count(self, batch_size: int) -> int:
         """Weak images per iteration: ``weak_per_labelled`` x the batch, at least 2 (batch norm, SimCLR)."""
         return max(2, round(self.weak_per_labelled * batch_size))
+
+
+def warmup_factor(iteration: int, iterations_per_epoch: int, warmup_epochs: float) -> float:
+    """The auxiliary weights' factor at ``iteration`` (0-based): linear from 0 at the first
+    iteration to 1 after ``warmup_epochs`` epochs; 1 throughout without a warm-up."""
+    if warmup_epochs <= 0:
+        return 1.0
+    return min(1.0, iteration / (warmup_epochs * iterations_per_epoch))
 
 
 def active_steps(params: Params) -> tuple[str, ...]:
@@ -290,11 +304,16 @@ def step_gan(
     stats = {"d_loss": 0.0, "d_real": 0.0, "d_fake": 0.0, "g_loss": 0.0}
     with updating(models, trained, settings.kept_statistics("gan")):
         for gan_round in range(rounds):
+            # One encoder pass per round serves its D steps (detached) and its G step (with the graph
+            # to the encoder): the encoder does not change in between, so the authors' second pass
+            # would give the same features.
+            with gradients_for(models, g_parts):
+                features = models.net.features(images)
             for _ in range(settings.d_steps):
                 with gradients_for(models, ("discriminator",)):
                     with torch.no_grad():
                         z = torch.randn(len(labels), latent, device=real.device)
-                        fake = guided(z, labels, models.net.features(images))
+                        fake = guided(z, labels, features.detach())
                     loss_d, logits = discriminator_loss(discriminator, real, fake, labels, policy, noise)
                     apply_update(loss_d, optimizers, ("discriminator",))
                 stats["d_loss"] += float(loss_d.detach()) / d_updates
@@ -302,7 +321,7 @@ def step_gan(
                 stats["d_fake"] += logits["d_fake"] / d_updates
             with gradients_for(models, g_parts):
                 z = torch.randn(len(labels), latent, device=real.device)
-                fake = guided(z, labels, models.net.features(images))  # no graph to a frozen encoder
+                fake = guided(z, labels, features)  # no graph to a frozen encoder
                 loss_g = generator_loss(discriminator, fake, labels, policy, noise)
                 apply_update(loss_g, optimizers, g_parts)
             stats["g_loss"] += float(loss_g.detach()) / rounds

@@ -245,7 +245,10 @@ def build_weak_losses(
             refinement.requires_grad_(True)
     head, augment = None, None
     if mix.ssl != "none" and mix.ssl_weight > 0:
-        head = build_ssl_head(mix.ssl, net.feature_channels, resolution, params.ssl.dim, param="mix.ssl")
+        head = build_ssl_head(
+            mix.ssl, net.feature_channels, resolution, params.ssl.dim,
+            hidden=params.ssl.hidden, param="mix.ssl",
+        )  # fmt: skip
         assert head is not None
         if from_checkpoint:
             load_ssl_head(head, mix.refinement)
