@@ -4,6 +4,8 @@ Each seed trains, in its own folder under ``--work`` (one shard set shared by al
 
 * ``st``: the single-task models (``shared`` head, the Δm reference),
 * ``mt``: one ``shared`` multi-task model,
+* ``unet``: the ``shared`` decoders with skips from the encoder's 1/2 ... 1/16 maps (the control that
+  separates MTI-Net's multi-scale input from its distillation),
 * ``mti``, ``xtasc``: one multi-task model with ``model.architecture=mti`` / ``xtasc``,
 
 then evaluates them on the test split in one ``evaluate`` call (the checkpoints carry their
@@ -13,6 +15,8 @@ normals' L1, Δm against ST and MT, training seconds) and, with ``--out``, a mar
 over seeds and the paired difference of Δm against MT with a 95 % t-interval.
 
     python bench/architecture_comparison.py --seeds 0 1 2 --out docs/results/architectures/table.md
+
+``--variants mt unet`` trains and compares a subset (MT must be among them).
 """
 
 from __future__ import annotations
@@ -36,9 +40,19 @@ from pipeline.config import Params, load_params
 from pipeline.evaluation import DELTA_VARIANTS, evaluate
 from pipeline.tasks.registry import TASKS
 
-ARCHITECTURE_VARIANTS = {"mti": ["model.architecture=mti"], "xtasc": ["model.architecture=xtasc"]}
+ARCHITECTURE_VARIANTS = {
+    "unet": ["model.architecture=unet"],
+    "mti": ["model.architecture=mti"],
+    "xtasc": ["model.architecture=xtasc"],
+}
 ORDER = ["st", "mt", *ARCHITECTURE_VARIANTS]
-TITLES = {"st": "single-task (ST)", "mt": "multi-task, shared (MT)", "mti": "MTI-Net", "xtasc": "XTasC-Net"}
+TITLES = {
+    "st": "single-task (ST)",
+    "mt": "multi-task, shared (MT)",
+    "unet": "multi-task, shared + skips (`unet`)",
+    "mti": "MTI-Net",
+    "xtasc": "XTasC-Net",
+}
 
 
 def run_params(work: Path, seed: int, variant: str, extra: Sequence[str]) -> Params:
@@ -72,18 +86,23 @@ def primary(result: dict[str, Any], tasks: Sequence[str]) -> dict[str, float]:
     return values | {key: float(result[key]) for key in ("delta_m", *DELTA_VARIANTS) if key in result}
 
 
-def compare_seed(work: Path, seed: int, extra: Sequence[str]) -> list[dict[str, Any]]:
+def compare_seed(
+    work: Path, seed: int, extra: Sequence[str], variants: Sequence[str] = tuple(ORDER)
+) -> list[dict[str, Any]]:
     from pipeline.data.sharding import shard_dataset
 
+    variants = [name for name in ORDER if name in variants]
     saved = work / f"seed-{seed}" / "results.json"
     if saved.is_file():
-        return json.loads(saved.read_text())
+        found = json.loads(saved.read_text())
+        if {row["variant"] for row in found} >= set(variants):
+            return [row for row in found if row["variant"] in variants]
     base = run_params(work, seed, "st", extra)
     if not (Path(base.shard.out) / "summary.json").is_file():
         shard_dataset(base, progress=False)
     timings = work / f"seed-{seed}" / "seconds.json"
     seconds = json.loads(timings.read_text()) if timings.is_file() else {}
-    for variant in ORDER:
+    for variant in variants:
         started = time.perf_counter()
         trained(run_params(work, seed, variant, extra), variant)
         if variant not in seconds:
@@ -96,12 +115,15 @@ def compare_seed(work: Path, seed: int, extra: Sequence[str]) -> list[dict[str, 
     checkpoints = {
         name: str(work / f"seed-{seed}" / name / "models" / "mt" / "best.pt")
         for name in ARCHITECTURE_VARIANTS
+        if name in variants
     }
     st_folder = Path(st.train_mt.out) / "st"
     mt_folder = Path(mt.train_mt.out) / "mt"
     joined = work / f"seed-{seed}" / "joined"
     joined.mkdir(parents=True, exist_ok=True)
     for name, target in (("st", st_folder), ("mt", mt_folder)):
+        if name not in variants:
+            continue
         link = joined / name
         if not link.exists():
             link.symlink_to(target.resolve(), target_is_directory=True)
@@ -112,14 +134,18 @@ def compare_seed(work: Path, seed: int, extra: Sequence[str]) -> list[dict[str, 
         [*extra, f"train_mt.out={joined}", f"evaluate.checkpoints={json.dumps(checkpoints)}"],
     )
     params = params.model_copy(
-        update={"train_mt": params.train_mt.model_copy(update={"variants": ["st", "mt"]})}
+        update={
+            "train_mt": params.train_mt.model_copy(
+                update={"variants": [name for name in ("st", "mt") if name in variants]}
+            )
+        }
     )
     results = evaluate(params, progress=False, metrics_dir=work / f"seed-{seed}" / "metrics")
     tasks = list(params.model.tasks)
     rows = [
         {"seed": seed, "variant": name, "seconds": seconds[name], "test_images": params.data.rooms.test,
          **primary(results[name], tasks)}
-        for name in ORDER
+        for name in variants
     ]  # fmt: skip
     saved.write_text(json.dumps(rows, indent=1))
     return rows
@@ -131,8 +157,12 @@ def markdown(rows: Sequence[dict[str, Any]], tasks: Sequence[str]) -> str:
         f"{task} {TASKS[task].primary_metric} ({'↓' if TASKS[task].lower_is_better else '↑'})"
         for task in tasks
     ]
+    with_st = any(row["variant"] == "st" for row in rows)
+    # with ST: the paired difference of the two Δm against ST; without: Δm against MT of the seed
+    paired_key = "delta_m" if with_st else "delta_m_mt"
+    paired_title = "paired Δm − Δm(MT)" if with_st else "Δm against MT of the same seed"
     lines = [
-        f"{len(seeds)} seeds (mean ± std over seeds); Δm in %; paired Δm − Δm(MT) with a 95 % t-interval",
+        f"{len(seeds)} seeds (mean ± std over seeds); Δm in %; {paired_title} with a 95 % t-interval",
         "",
         "| variant | "
         + " | ".join(header)
@@ -151,7 +181,7 @@ def markdown(rows: Sequence[dict[str, Any]], tasks: Sequence[str]) -> str:
             return f"{array.mean():.{digits}f} ± {std}"
 
         paired = [
-            100 * (by_seed[(s, variant)]["delta_m"] - by_seed[(s, "mt")]["delta_m"])
+            100 * (by_seed[(s, variant)][paired_key] - (by_seed[(s, "mt")][paired_key] if with_st else 0.0))
             for s in seeds
             if (s, variant) in by_seed and (s, "mt") in by_seed
         ]
@@ -159,7 +189,7 @@ def markdown(rows: Sequence[dict[str, Any]], tasks: Sequence[str]) -> str:
         cells = [
             *(cell([row[task] for row in picked]) for task in tasks),
             cell([row["normal_l1"] for row in picked]),
-            cell([100 * row["delta_m"] for row in picked], 2),
+            cell([100 * row["delta_m"] for row in picked], 2) if with_st else "–",
             "–" if variant == "mt" else f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]",
             f"{np.mean([row['seconds'] for row in picked]):.0f}",
         ]
@@ -176,9 +206,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--csv", default=None, help="also copy the rows here (default: <work>/architectures.csv)"
     )
+    parser.add_argument(
+        "--variants", nargs="+", default=ORDER, choices=ORDER, help="train and compare these (default: all)"
+    )
     args = parser.parse_args(argv)
+    if not args.variants or "mt" not in args.variants:
+        parser.error("--variants: the comparison is against MT; include mt")
     work = Path(args.work).resolve()
-    rows = [row for seed in args.seeds for row in compare_seed(work, seed, args.set)]
+    rows = [row for seed in args.seeds for row in compare_seed(work, seed, args.set, args.variants)]
     tasks = list(load_params("params.yaml", args.set).model.tasks)
     for path in filter(None, [work / "architectures.csv", args.csv and Path(args.csv)]):
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -382,9 +382,9 @@ def markdown(rows: Sequence[dict[str, Any]], tasks: Sequence[str]) -> str:
             lines.append(f"| {TITLES[variant]} | " + " | ".join(cells) + " |")
         freedom = len(seeds) - 1
         lines += ["", f"Paired against MT of the same seed: mean difference [95 % t-interval, {freedom} "
-                  "degrees of freedom]; Δm in points, a positive Δm is better.", ""]  # fmt: skip
+                  "degrees of freedom]; Δm in %, a positive Δm is better.", ""]  # fmt: skip
         lines += [
-            "| variant | Δm vs MT (points) | "
+            "| variant | Δm vs MT (%) | "
             + " | ".join(f"Δ {task} {TASKS[task].primary_metric}" for task in tasks) + " |",
             "|---|---|" + "---|" * len(tasks),
         ]  # fmt: skip
@@ -396,7 +396,7 @@ def markdown(rows: Sequence[dict[str, Any]], tasks: Sequence[str]) -> str:
                      if (s, variant) in by_seed and (s, "mt") in by_seed]  # fmt: skip
             if not pairs:
                 continue
-            cells = [_interval([100 * (a["delta_m"] - b["delta_m"]) for a, b in pairs], 2)]
+            cells = [_interval([100 * a["delta_m_mt"] for a, _ in pairs], 2)]  # against MT of its seed
             cells += [_interval([a[task] - b[task] for a, b in pairs], 4) for task in tasks]
             lines.append(f"| {TITLES[variant]} | " + " | ".join(cells) + " |")
         lines.append("")

@@ -193,9 +193,10 @@ class XtascParams(_Section):
 class ModelParams(_Section):
     """The multi-task network M (``pipeline.models.multitask``)."""
 
-    architecture: Literal["shared", "mti", "xtasc"] = Field(
+    architecture: Literal["shared", "unet", "mti", "xtasc"] = Field(
         "shared",
-        description="shared (one decoder per task) | mti (MTI-Net) | xtasc (XTasC-Net: + task transfers)",
+        description="shared (one decoder per task) | unet (shared + skips from the encoder's 1/2..1/16 maps: "
+        "the control for MTI-Net's multi-scale input) | mti (MTI-Net) | xtasc (XTasC-Net: + task transfers)",
     )
 
     encoder: Literal["resnet18", "halfwidth34"] = Field(
@@ -217,7 +218,7 @@ class ModelParams(_Section):
     decoder_channels: list[int] = Field(
         [128, 64, 32, 32, 16],
         min_length=1,
-        description="five upsampling stages (paper/authors': 256,128,64,48,32); shared and xtasc",
+        description="five upsampling stages (paper/authors': 256,128,64,48,32); shared, unet and xtasc",
     )
     mti: MtiParams = Field(MtiParams(), description="architecture mti: MTI-Net's head")
     xtasc: XtascParams = Field(XtascParams(), description="architecture xtasc: the transfer networks")

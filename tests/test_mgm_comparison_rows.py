@@ -70,7 +70,7 @@ def test_the_report_gives_paired_differences_against_mt_with_t_intervals():
     from bench.mgm_comparison import markdown
 
     text = markdown(_rows(), ["seg", "depth", "normal"])
-    differences = np.array([4.0, 1.0, 7.0])  # Δm(mgm) - Δm(mt) per seed, points
+    differences = np.array([4.0, 1.0, 7.0])  # Δm of mgm against mt of its seed, %
     half = stats.t.ppf(0.975, 2) * differences.std(ddof=1) / np.sqrt(3)
     line = next(line for line in text.splitlines() if line.startswith("| MGM, full") and "[" in line)
     assert f"+4.00 [{4 - half:+.2f}, {4 + half:+.2f}]" in line

@@ -26,7 +26,7 @@ def _net(architecture: str, resolution: int, **options):
     return build_multitask_net(TASKS3, 13, architecture=architecture, **SMALL, **kwargs)
 
 
-@pytest.mark.parametrize("architecture", ["shared", "mti", "xtasc"])
+@pytest.mark.parametrize("architecture", ["shared", "unet", "mti", "xtasc"])
 @pytest.mark.parametrize("resolution", [32, 64, 128])
 def test_output_shapes_per_architecture(architecture, resolution):
     torch.manual_seed(0)
@@ -270,3 +270,19 @@ def test_mgm_train_mt_runs_each_architecture_on_six_tasks(architecture, tmp_path
         assert {"train_xt_depth_to_edge_occlusion_loss", "train_xt_edge_texture_to_seg_loss"} <= set(header)
     state = torch.load(tmp_path / "models" / "mt" / "best.pt", map_location="cpu", weights_only=False)
     assert state["tasks"] == SIX_TASKS and state["model_config"]["architecture"] == architecture[0][19:]
+
+
+def test_unet_decoders_read_the_high_resolution_maps_and_shared_ones_do_not():
+    """The control for MTI-Net's multi-scale input: a change confined to the 1/4 map moves the
+    ``unet`` outputs and leaves ``shared`` ones exactly as they were."""
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 64, 64)
+    for architecture, moves in [("unet", True), ("shared", False)]:
+        net = _net(architecture, 64).eval()
+        maps = net.encode(images) if architecture == "unet" else net.encoder.pyramid(images)
+        assert set(maps) >= {32} and (architecture == "shared" or set(maps) == {2, 4, 8, 16, 32})
+        before = net.decode({**maps}, (64, 64))
+        changed = {**maps, 4: maps[4] + 1.0}
+        after = net.decode(changed, (64, 64))
+        same = all(torch.equal(before[task], after[task]) for task in TASKS3)
+        assert same is not moves, architecture

@@ -1,4 +1,5 @@
-"""What every multi-task head returns, and the ``shared`` head (one independent decoder per task).
+"""What every multi-task head returns, the ``shared`` head (one independent decoder per task) and the
+``unet`` head (the same decoders with skip connections from the encoder's pyramid).
 
 A head reads the encoder's feature maps (stride -> map) and returns :class:`Decoded`: the final
 per-task outputs and, for training, the auxiliary outputs its architecture adds to the loss (MTI-Net's
@@ -12,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -92,3 +94,70 @@ class SharedHead(nn.ModuleDict):
         """The wanted tasks' raw outputs (``shared`` has no auxiliary outputs)."""
         wanted = list(self) if tasks is None else list(tasks)
         return Decoded({task: self[task](maps[32], size) for task in wanted})
+
+
+class SkipTaskDecoder(nn.Module):
+    """:class:`TaskDecoder` with U-Net skip connections: after each upsampling to stride ``s``, the
+    encoder's map at ``s`` (when ``skip_channels`` has it) is concatenated before the 3x3 conv.
+
+    The control for MTI-Net's multi-scale input: the same per-task decoders as ``shared``, reading
+    the high-resolution encoder maps too, without any distillation between tasks.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        skip_channels: Mapping[int, int],
+        out_channels: int,
+        channels: Sequence[int] = DEFAULT_DECODER_CHANNELS,
+    ) -> None:
+        super().__init__()
+        self.skip_strides = [32 // 2 ** (index + 1) for index in range(len(channels))]
+        self.up, self.fuse = nn.ModuleList(), nn.ModuleList()
+        previous = in_channels
+        for width, stride in zip(channels, self.skip_strides):
+            self.up.append(
+                nn.Sequential(
+                    nn.ConvTranspose2d(previous, width, 2, stride=2, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                )
+            )
+            extra = skip_channels.get(stride, 0)
+            self.fuse.append(
+                nn.Sequential(
+                    nn.Conv2d(width + extra, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                )
+            )
+            previous = width
+        self.skip_channels = dict(skip_channels)
+        self.head = nn.Conv2d(previous, out_channels, 3, padding=1)
+
+    def forward(self, maps: Mapping[int, Tensor], size: tuple[int, int]) -> Tensor:
+        h = maps[32]
+        for up, fuse, stride in zip(self.up, self.fuse, self.skip_strides):
+            h = up(h)
+            if stride in self.skip_channels:
+                h = torch.cat([h, resize_to(maps[stride], (h.shape[-2], h.shape[-1]))], dim=1)
+            h = fuse(h)
+        return resize_to(self.head(h), size)
+
+
+class SkipHead(nn.ModuleDict):
+    """``unet``: one :class:`SkipTaskDecoder` per task on the encoder maps at strides 2 ... 32."""
+
+    strides = (2, 4, 8, 16, 32)
+    auxiliary_names: tuple[str, ...] = ()
+
+    def decode(
+        self,
+        maps: Mapping[int, Tensor],
+        size: tuple[int, int],
+        tasks: Sequence[str] | None = None,
+        auxiliary: bool = False,
+    ) -> Decoded:
+        """The wanted tasks' raw outputs (no auxiliary outputs)."""
+        wanted = list(self) if tasks is None else list(tasks)
+        return Decoded({task: self[task](maps, size) for task in wanted})

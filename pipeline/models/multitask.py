@@ -15,6 +15,8 @@ Heads:
 
 * ``shared``: one Taskonomy-style decoder per task on the 1/32 map (five stages of 2x2 stride-2
   transposed conv, BN, ReLU, 3x3 conv, BN, ReLU, then a 3x3 conv; :mod:`pipeline.models.heads`).
+* ``unet``: the same decoders with skip connections from the encoder's maps at strides 2 ... 16
+  (the control for MTI-Net's access to high-resolution features).
 * ``mti``: MTI-Net on the pyramid (:mod:`pipeline.models.mti`).
 * ``xtasc``: the shared decoders plus XTasC-Net's task-transfer networks (:mod:`pipeline.models.xtasc`).
 
@@ -35,7 +37,14 @@ from torchvision.models import resnet18
 from torchvision.models.resnet import BasicBlock
 
 from pipeline.errors import ParamsError
-from pipeline.models.heads import DEFAULT_DECODER_CHANNELS, Decoded, SharedHead, TaskDecoder
+from pipeline.models.heads import (
+    DEFAULT_DECODER_CHANNELS,
+    Decoded,
+    SharedHead,
+    SkipHead,
+    SkipTaskDecoder,
+    TaskDecoder,
+)
 from pipeline.models.mti import MtiHead
 from pipeline.models.xtasc import XtascHead
 from pipeline.tasks.registry import TASKS, task_spec
@@ -147,7 +156,7 @@ def _basic_stage(in_channels: int, width: int, count: int, stride: int) -> nn.Se
     return nn.Sequential(*blocks)
 
 
-ARCHITECTURES = ("shared", "mti", "xtasc")
+ARCHITECTURES = ("shared", "unet", "mti", "xtasc")
 """``model.architecture``: what sits between the shared encoder and the task outputs."""
 
 Features = Mapping[int, Tensor]
@@ -264,6 +273,14 @@ def build_multitask_net(
     if architecture == "shared":
         head: nn.Module = SharedHead(
             {name: TaskDecoder(shared.out_channels, out, decoder_channels) for name, out in outputs.items()}
+        )
+    elif architecture == "unet":
+        skips = {stride: shared.pyramid_channels[stride] for stride in (2, 4, 8, 16)}
+        head = SkipHead(
+            {
+                name: SkipTaskDecoder(shared.out_channels, skips, out, decoder_channels)
+                for name, out in outputs.items()
+            }
         )
     elif architecture == "mti":
         head = MtiHead(outputs, shared.pyramid_channels, **dict(mti or {}))
