@@ -365,10 +365,12 @@ def markdown(rows: Sequence[dict[str, Any]], tasks: Sequence[str]) -> str:
         ]
         header = [f"{task} {TASKS[task].primary_metric} ({arrow[task]})" for task in tasks]
         normal_l1 = any("normal_l1" in row for row in picked_rows)
+        deltas = [key for key in ("delta_m", "delta_m_mt") if any(key in row for row in picked_rows)]
+        titles = {"delta_m": " | Δm vs ST (%, ↑)", "delta_m_mt": " | Δm vs MT (%, ↑)"}
         lines += [
             "| variant | " + " | ".join(header) + (" | normal L1 (↓)" if normal_l1 else "")
-            + " | Δm vs ST (%, ↑) | Δm vs MT (%, ↑) |",
-            "|---|" + "---|" * (len(tasks) + 2 + normal_l1),
+            + "".join(titles[key] for key in deltas) + " |",
+            "|---|" + "---|" * (len(tasks) + len(deltas) + normal_l1),
         ]  # fmt: skip
         for variant in ALL:
             picked = [row for row in picked_rows if row["variant"] == variant]
@@ -377,7 +379,7 @@ def markdown(rows: Sequence[dict[str, Any]], tasks: Sequence[str]) -> str:
             cells = [_cell([row[task] for row in picked]) for task in tasks]
             if normal_l1:
                 cells.append(_cell([row.get("normal_l1", math.nan) for row in picked]))
-            for key in ("delta_m", "delta_m_mt"):
+            for key in deltas:
                 cells.append(_cell([100 * row.get(key, math.nan) for row in picked], 2))
             lines.append(f"| {TITLES[variant]} | " + " | ".join(cells) + " |")
         freedom = len(seeds) - 1

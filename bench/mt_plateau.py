@@ -3,12 +3,14 @@
 Trains MT (``train_mt@mt``) at one label fraction for ``--epochs`` epochs per seed, with the paper's
 constant learning rate (``--schedule none``; a cosine schedule would tie the curve to its length),
 and reads each epoch's validation metrics from the run's history CSV. Per epoch it reports each
-task's primary validation metric and their Δm against epoch 1 (%, higher is better), mean over
-seeds; the **plateau epoch** is the first whose seed-mean Δm is within ``--tolerance`` points of the
-best over the run. The comparison then trains every variant for that many epochs over the labelled
-split (the same number of labelled iterations).
+task's primary validation metric and their Δm (%) against the run's **final level** (each task's
+mean over the last ``--tail`` epochs of that seed): 0 is where the run ends, negative is short of
+it. The **plateau epoch** is the first whose seed-mean Δm, averaged over a trailing window of
+``--smooth`` epochs (validation is noisy at a constant learning rate), is within ``--tolerance``
+points of the final level. The comparison then trains every variant for that many epochs over the
+labelled split (the same number of labelled iterations).
 
-    python bench/mt_plateau.py --fraction 0.5 --seeds 0 1 --epochs 40 \\
+    python bench/mt_plateau.py --fraction 0.5 --seeds 0 1 --epochs 30 \\
         --csv docs/results/mgm/mt_plateau.csv --plot docs/mt_plateau.png
 
 The last line is the headline JSON: ``{"plateau_epoch": ..., "labelled_iterations": ...}``.
@@ -59,21 +61,30 @@ def val_curve(history: Path, tasks: Sequence[str]) -> list[dict[str, float]]:
     ]  # fmt: skip
 
 
-def plateau_epoch(mean_delta: Sequence[float], tolerance: float) -> int:
-    """First epoch (1-based) whose value is within ``tolerance`` of the best."""
-    best = max(mean_delta)
-    return next(index + 1 for index, value in enumerate(mean_delta) if value >= best - tolerance)
+def trailing_mean(values: Sequence[float], window: int) -> list[float]:
+    """Mean of each value and the ``window - 1`` before it (fewer at the start)."""
+    return [float(np.mean(values[max(0, index - window + 1) : index + 1])) for index in range(len(values))]
 
 
-def curve_rows(curves: dict[int, list[dict[str, float]]], tasks: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per seed and epoch, with Δm (%) against that seed's epoch 1."""
+def plateau_epoch(mean_delta: Sequence[float], tolerance: float, smooth: int = 1) -> int:
+    """First epoch (1-based) whose trailing mean over ``smooth`` epochs is within ``tolerance`` of 0
+    (the final level); the last epoch when none is."""
+    smoothed = trailing_mean(mean_delta, smooth)
+    return next((index + 1 for index, value in enumerate(smoothed) if value >= -tolerance), len(smoothed))
+
+
+def curve_rows(
+    curves: dict[int, list[dict[str, float]]], tasks: Sequence[str], tail: int = 5
+) -> list[dict[str, Any]]:
+    """One row per seed and epoch, with Δm (%) against that seed's final level (each task's mean
+    over its last ``tail`` epochs)."""
     lower = {task: TASKS[task].lower_is_better for task in tasks}
     rows = []
     for seed, curve in curves.items():
-        first = {task: curve[0][task] for task in tasks}
+        final = {task: float(np.mean([point[task] for point in curve[-tail:]])) for task in tasks}
         for point in curve:
             values = {task: point[task] for task in tasks}
-            rows.append({"seed": seed, **point, "delta_m_vs_epoch1": 100 * delta_m(values, first, lower)})
+            rows.append({"seed": seed, **point, "delta_m_vs_final": 100 * delta_m(values, final, lower)})
     return rows
 
 
@@ -83,15 +94,15 @@ def plot(rows: Sequence[dict[str, Any]], tasks: Sequence[str], plateau: int, pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [*tasks, "delta_m_vs_epoch1"]
+    keys = [*tasks, "delta_m_vs_final"]
     figure, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.2))
     for axis, key in zip(np.atleast_1d(axes), keys):
         for seed in sorted({row["seed"] for row in rows}):
             picked = [row for row in rows if row["seed"] == seed]
             axis.plot([row["epoch"] for row in picked], [row[key] for row in picked], label=f"seed {seed}")
         axis.axvline(plateau, color="grey", linestyle="--", linewidth=1)
-        if key == "delta_m_vs_epoch1":
-            title = "val Δm vs epoch 1 (%, higher better)"
+        if key == "delta_m_vs_final":
+            title = "val Δm vs the final level (%)"
         else:
             better = "lower" if TASKS[key].lower_is_better else "higher"
             title = f"val {key} {TASKS[key].primary_metric} ({better} better)"
@@ -110,7 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--schedule", default="none", choices=["none", "cosine", "step"])
-    parser.add_argument("--tolerance", type=float, default=1.0, help="Δm points below the best")
+    parser.add_argument("--tolerance", type=float, default=2.0, help="Δm points below the final level")
+    parser.add_argument("--tail", type=int, default=5, help="last epochs that give the final level")
+    parser.add_argument("--smooth", type=int, default=3, help="trailing window of the plateau test")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="params override")
     parser.add_argument("--work", default="bench/out/mt_plateau")
     parser.add_argument("--csv", default=None)
@@ -130,10 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         (run,) = model_runs(params, "mt")
         curves[seed] = val_curve(run.history_csv, list(params.model.tasks))
     tasks = list(params.model.tasks)
-    rows = curve_rows(curves, tasks)
+    rows = curve_rows(curves, tasks, args.tail)
     epochs = sorted({row["epoch"] for row in rows})
-    mean = [float(np.mean([row["delta_m_vs_epoch1"] for row in rows if row["epoch"] == e])) for e in epochs]
-    plateau = plateau_epoch(mean, args.tolerance)
+    mean = [float(np.mean([row["delta_m_vs_final"] for row in rows if row["epoch"] == e])) for e in epochs]
+    plateau = plateau_epoch(mean, args.tolerance, args.smooth)
     labelled = int(read_summary(params.shard.out)["splits"]["train"]["samples"])
     per_epoch = -(-labelled // params.train_mt.batch_size)
     if args.csv:
@@ -152,7 +165,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "epochs": args.epochs,
             "schedule": args.schedule,
             "tolerance_points": args.tolerance,
-            "mean_val_delta_m_vs_epoch1": [round(value, 2) for value in mean],
+            "tail_epochs": args.tail,
+            "smooth_epochs": args.smooth,
+            "mean_val_delta_m_vs_final": [round(value, 2) for value in mean],
             "best_epoch": int(np.argmax(mean)) + 1,
             "plateau_epoch": plateau,
             "labelled_images": labelled,

@@ -515,7 +515,7 @@ class MgmParams(_Section):
         ge=1,
         description=(
             "rounds of step 4 per joint iteration, each d_steps D updates then one G + guide + encoder "
-            "update (authors' code: 2; at 1, step 4 is about 42 % of an iteration's time)"
+            "update (authors' code: 2; at 1, step 4 is about 26 % of an iteration's time at the CPU defaults)"
         ),
     )
     scene_weight: float = Field(1.0, ge=0, description="scene cross-entropy through R (steps 2 and 5)")

@@ -97,12 +97,16 @@ def test_mgm_shards_without_the_full_run_is_refused():
     assert raised.value.code == 2
 
 
-def test_the_plateau_is_the_first_epoch_within_tolerance_of_the_best():
-    from bench.mt_plateau import curve_rows, plateau_epoch
+def test_the_plateau_is_the_first_epoch_near_the_final_level():
+    from bench.mt_plateau import curve_rows, plateau_epoch, trailing_mean
 
-    assert plateau_epoch([0.0, 5.0, 8.0, 8.6, 9.0, 8.8], 1.0) == 3
-    assert plateau_epoch([0.0, 5.0, 8.0, 8.6, 9.0, 8.8], 0.0) == 5
-    curve = [{"epoch": 1, "seg": 0.10, "depth": 0.50}, {"epoch": 2, "seg": 0.12, "depth": 0.45}]
-    rows = curve_rows({0: curve}, ["seg", "depth"])
-    assert rows[0]["delta_m_vs_epoch1"] == pytest.approx(0.0)
-    assert rows[1]["delta_m_vs_epoch1"] == pytest.approx(100 * (0.2 + 0.1) / 2)
+    assert trailing_mean([0.0, -6.0, -3.0], 2) == [0.0, -3.0, -4.5]
+    curve = [-30.0, -12.0, -5.0, -1.5, 1.0, -0.5]
+    assert plateau_epoch(curve, 2.0) == 4
+    assert plateau_epoch(curve, 2.0, smooth=2) == 5  # (-1.5 + 1.0) / 2 is the first within 2 points
+    assert plateau_epoch([-9.0, -8.0], 2.0) == 2  # never within: the last epoch
+    points = [{"epoch": 1, "seg": 0.05, "depth": 0.60}, {"epoch": 2, "seg": 0.10, "depth": 0.50},
+              {"epoch": 3, "seg": 0.10, "depth": 0.50}]  # fmt: skip
+    rows = curve_rows({0: points}, ["seg", "depth"], tail=2)
+    assert rows[2]["delta_m_vs_final"] == pytest.approx(0.0)
+    assert rows[0]["delta_m_vs_final"] == pytest.approx(100 * (-0.5 - 0.2) / 2)
