@@ -36,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import t_interval
+from pipeline.atomic import write_json_atomic
 from pipeline.config import Params, load_params
 from pipeline.evaluation import DELTA_VARIANTS, evaluate
 from pipeline.tasks.registry import TASKS
@@ -147,7 +148,9 @@ def compare_seed(
          **primary(results[name], tasks)}
         for name in variants
     ]  # fmt: skip
-    saved.write_text(json.dumps(rows, indent=1))
+    kept = json.loads(saved.read_text()) if saved.is_file() else []
+    kept = [row for row in kept if row["variant"] not in variants]
+    write_json_atomic(saved, kept + rows)  # a subset run keeps the other variants' rows
     return rows
 
 

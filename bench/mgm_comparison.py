@@ -51,6 +51,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import t_interval
+from pipeline.atomic import write_json_atomic
 from pipeline.config import Params, load_params
 from pipeline.errors import ParamsError
 from pipeline.evaluation import DELTA_VARIANTS, evaluate
@@ -142,7 +143,10 @@ def pretrained_gan(args: argparse.Namespace, fraction: float, base: Sequence[str
     """The fraction's pre-trained SAGAN: trained here on its labelled images (``--gan-steps``), or
     ``--gan`` with ``{fraction}`` filled in, which must exist."""
     if args.gan_steps is None:
-        path = Path(args.gan.format(fraction=f"{fraction:g}"))
+        try:
+            path = Path(args.gan.format(fraction=f"{fraction:g}"))
+        except (KeyError, IndexError, ValueError) as error:
+            raise ParamsError(f"--gan: {args.gan!r} may hold {{fraction}} only ({error!r})") from None
         if not path.is_file():
             raise ParamsError(
                 f"--gan: no pre-trained SAGAN for label fraction {fraction:g} at {path} (train one "
@@ -167,8 +171,18 @@ def pretrained_gan(args: argparse.Namespace, fraction: float, base: Sequence[str
     from pipeline.train.engine import COMPLETE_MARKER
 
     marker = folder / COMPLETE_MARKER  # the run's summary, written when it finished
+    recorded = folder / "comparison_gan.json"  # the gan params the runs of this fraction were built on
+    wanted = {
+        key: value for key, value in params.gan.model_dump(mode="json").items() if key not in ("out", "plots")
+    }
+    if recorded.is_file() and json.loads(recorded.read_text()) != wanted:
+        raise ParamsError(
+            f"{folder}: its SAGAN, and every run of this fraction built on it, came from other gan params "
+            f"(--gan-steps, --set gan.*); use another --work, or remove {folder.parent} to start afresh"
+        )
     if not (marker.is_file() and json.loads(marker.read_text()).get("steps") == args.gan_steps):
-        train_gan(params, progress=False)  # resumes an interrupted or shorter run
+        train_gan(params, progress=False)  # resumes an interrupted run
+    write_json_atomic(recorded, wanted)
     return (folder / "best.pt").resolve()
 
 
@@ -253,10 +267,10 @@ def compare(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Train (or skip, when finished) and evaluate ``args.variants`` for every fraction and seed."""
     rows: list[dict[str, Any]] = []
     wanted = [name for name in ALL if name in args.variants]
-    for fraction in args.fractions:
-        tests = [f"data.rooms.test={args.test_images}"] if args.test_images else []
-        gan = pretrained_gan(args, fraction, [*args.set, *tests])
-        base = [*args.set, *tests, f"mgm.gan_checkpoint={gan}"]
+    tests = [f"data.rooms.test={args.test_images}"] if args.test_images else []
+    gans = {fraction: pretrained_gan(args, fraction, [*args.set, *tests]) for fraction in args.fractions}
+    for fraction in args.fractions:  # every GAN is there (or refused) before any variant trains
+        base = [*args.set, *tests, f"mgm.gan_checkpoint={gans[fraction]}"]
         for seed in args.seeds:
             folder = fraction_folder(args.work, fraction) / f"seed-{seed}"
             saved = folder / "results.json"
@@ -291,7 +305,9 @@ def compare(args: argparse.Namespace) -> list[dict[str, Any]]:
                  "seconds": seconds[name], **primary(results[name], tasks)}
                 for name in ALL if name in results and name in wanted
             ]  # fmt: skip
-            saved.write_text(json.dumps(found, indent=1))
+            kept = json.loads(saved.read_text()) if saved.is_file() else []
+            kept = [row for row in kept if row["variant"] not in {new["variant"] for new in found}]
+            write_json_atomic(saved, kept + found)  # a subset run keeps the other variants' rows
             rows += found
     return rows
 
@@ -382,12 +398,13 @@ def markdown(rows: Sequence[dict[str, Any]], tasks: Sequence[str]) -> str:
             for key in deltas:
                 cells.append(_cell([100 * row.get(key, math.nan) for row in picked], 2))
             lines.append(f"| {TITLES[variant]} | " + " | ".join(cells) + " |")
-        freedom = len(seeds) - 1
-        lines += ["", f"Paired against MT of the same seed: mean difference [95 % t-interval, {freedom} "
-                  "degrees of freedom]; Δm in %, a positive Δm is better.", ""]  # fmt: skip
+        lines += ["", "Paired against MT of the same seed: mean difference [95 % t-interval, n − 1 degrees "
+                  f"of freedom over the n seeds both have; here n = {len(seeds)} unless a variant lacks "
+                  "seeds]; Δm in %, a positive Δm is better; a task's difference is better when it "
+                  "points the way of its arrow.", ""]  # fmt: skip
         lines += [
             "| variant | Δm vs MT (%) | "
-            + " | ".join(f"Δ {task} {TASKS[task].primary_metric}" for task in tasks) + " |",
+            + " | ".join(f"Δ {task} {TASKS[task].primary_metric} ({arrow[task]})" for task in tasks) + " |",
             "|---|---|" + "---|" * len(tasks),
         ]  # fmt: skip
         by_seed = {(row["seed"], row["variant"]): row for row in picked_rows}

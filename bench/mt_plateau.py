@@ -146,9 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = curve_rows(curves, tasks, args.tail)
     epochs = sorted({row["epoch"] for row in rows})
     mean = [float(np.mean([row["delta_m_vs_final"] for row in rows if row["epoch"] == e])) for e in epochs]
-    plateau = plateau_epoch(mean, args.tolerance, args.smooth)
+    plateau = epochs[plateau_epoch(mean, args.tolerance, args.smooth) - 1]
     labelled = int(read_summary(params.shard.out)["splits"]["train"]["samples"])
-    per_epoch = -(-labelled // params.train_mt.batch_size)
+    per_epoch = labelled // params.train_mt.batch_size  # train_mt drops the last, partial batch
     if args.csv:
         Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
         with Path(args.csv).open("w", newline="") as handle:
@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "tail_epochs": args.tail,
             "smooth_epochs": args.smooth,
             "mean_val_delta_m_vs_final": [round(value, 2) for value in mean],
-            "best_epoch": int(np.argmax(mean)) + 1,
+            "best_epoch": epochs[int(np.argmax(mean))],
             "plateau_epoch": plateau,
             "labelled_images": labelled,
             "labelled_iterations": plateau * per_epoch,

@@ -523,8 +523,9 @@ class MgmParams(_Section):
     aux_warmup_epochs: float = Field(
         0.0,
         ge=0,
-        description="scene_weight and ssl_weight ramp linearly from 0 over this many epochs (0: full from "
-        "the start, authors'), so that the auxiliary losses reach the encoder after the dense tasks start",
+        description="the encoder's learning rate in the auxiliary steps (2, 3, 5, 6) ramps linearly from 0 "
+        "over this many epochs (R and the SSL head train at full rate; 0: no ramp, authors'), so that "
+        "the auxiliary losses move the encoder only once the dense tasks have started to learn",
     )
     synthetic_per_labelled: float = Field(
         1.0,

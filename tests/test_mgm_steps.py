@@ -320,25 +320,42 @@ def test_xtasc_consistency_on_weak_images_is_a_switch_that_moves_encoder_and_hea
     assert transfer and moved  # the transfer network learns from the weak images
 
 
-def test_auxiliary_warm_up_ramps_the_scene_and_ssl_weights_from_zero():
+def test_auxiliary_warm_up_ramps_from_zero_and_needs_the_epoch_length():
+    from pipeline.errors import ParamsError
     from pipeline.train.mgm_steps import warmup_factor
 
-    assert warmup_factor(0, 10, 0.0) == 1.0  # no warm-up: full weights from the first iteration
+    assert warmup_factor(0, 10, 0.0) == 1.0  # no warm-up: the full rate from the first iteration
+    assert warmup_factor(0, None, 0.0) == 1.0
     assert [warmup_factor(i, 10, 2.0) for i in (0, 5, 10, 20, 35)] == [0.0, 0.25, 0.5, 1.0, 1.0]
+    with pytest.raises(ParamsError, match=r"mgm\.aux_warmup_epochs: the length of an epoch is unknown"):
+        warmup_factor(3, None, 2.0)
 
 
-def test_a_warmed_up_iteration_scales_exactly_the_auxiliary_losses(root):
+def test_a_warmed_up_iteration_holds_the_encoder_in_the_auxiliary_steps_only(root):
+    """Factor 0: steps 2 and 3 leave the encoder exactly as it was (its step size is 0) while R and
+    the SSL head train at their full rate; the dense step still moves the encoder; the learning
+    rates are restored afterwards."""
     _, models, optimizers, settings, _ = _setup(root, "mgm.weak=none")
     assert settings.warmed_up(1.0) is settings
     zero = settings.warmed_up(0.0)
-    assert (zero.scene_weight, zero.ssl_weight) == (0.0, 0.0)
-    assert (zero.d_steps, zero.temperature) == (settings.d_steps, settings.temperature)
+    assert zero.encoder_lr_factor == 0.0 and zero.scene_weight == settings.scene_weight
+    rates = [group["lr"] for group in optimizers["encoder"].param_groups]
     torch.manual_seed(0)
+    encoder = {k: v.detach().clone() for k, v in models.net.encoder.named_parameters()}
+    refinement = [p.detach().clone() for p in models.refinement.parameters()]
+    head = [p.detach().clone() for p in models.ssl_head.parameters()]
     stats = joint_iteration(
-        models, optimizers, _batch(root), zero, BatchAugment(32), ("dense", "scene_real", "ssl_real"), 0
+        models, optimizers, _batch(root), zero, BatchAugment(32), ("scene_real", "ssl_real"), 0
     )
-    assert stats["scene_real"] == 0.0 and stats["ssl_real"] == 0.0
-    assert stats["dense"] > 0.0
+    after = dict(models.net.encoder.named_parameters())
+    assert all(torch.equal(value, after[key]) for key, value in encoder.items())
+    assert any(not torch.equal(a, b) for a, b in zip(refinement, models.refinement.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(head, models.ssl_head.parameters()))
+    assert stats["scene_real"] > 0.5 and stats["ssl_real"] > 0.5  # the losses are the full ones
+    assert [group["lr"] for group in optimizers["encoder"].param_groups] == rates
+    joint_iteration(models, optimizers, _batch(root), zero, BatchAugment(32), ("dense",), 1)
+    moved = dict(models.net.encoder.named_parameters())
+    assert any(not torch.equal(value, moved[key]) for key, value in encoder.items())
 
 
 def test_ssl_hidden_gives_the_joint_loop_a_projection_mlp(root):

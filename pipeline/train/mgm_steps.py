@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from pipeline.config import Params
+from pipeline.errors import ParamsError
 from pipeline.train.gan.adversarial import discriminator_loss, ema_decay_at, generator_loss, update_ema
 from pipeline.train.mgm_models import JointModels, JointOptimizers, trains_generator
 from pipeline.train.ssl import BatchAugment, ssl_loss
@@ -76,6 +77,8 @@ class StepSettings:
     instance_noise: float
     ema_decay: float
     weak_per_labelled: float
+    encoder_lr_factor: float = 1.0
+    """Multiplier of the encoder's learning rate in the auxiliary steps (2, 3, 5, 6): the warm-up."""
 
     @classmethod
     def from_params(cls, params: Params) -> StepSettings:
@@ -96,10 +99,15 @@ class StepSettings:
         )
 
     def warmed_up(self, factor: float) -> StepSettings:
-        """These settings with the auxiliary weights (scene, SSL) scaled by ``factor`` in [0, 1]."""
+        """These settings with the encoder's step size in the auxiliary steps scaled by ``factor``.
+
+        The step size, not the loss weight: under Adam a scaled loss moves the parameters about as
+        far (Adam normalises the gradient), and the encoder's one Adam state would still make a
+        momentum step in the dense direction at every auxiliary step. R and the SSL head train at
+        their full rate throughout."""
         if factor >= 1.0:
             return self
-        return replace(self, scene_weight=self.scene_weight * factor, ssl_weight=self.ssl_weight * factor)
+        return replace(self, encoder_lr_factor=factor)
 
     def kept_statistics(self, step: str) -> tuple[str, ...]:
         """Parts whose batch-norm statistics ``step`` must leave as they were: M's, in every step but
@@ -111,12 +119,33 @@ class StepSettings:
         return max(2, round(self.weak_per_labelled * batch_size))
 
 
-def warmup_factor(iteration: int, iterations_per_epoch: int, warmup_epochs: float) -> float:
-    """The auxiliary weights' factor at ``iteration`` (0-based): linear from 0 at the first
-    iteration to 1 after ``warmup_epochs`` epochs; 1 throughout without a warm-up."""
+def warmup_factor(iteration: int, iterations_per_epoch: int | None, warmup_epochs: float) -> float:
+    """The warm-up factor at ``iteration`` (0-based): linear from 0 at the first iteration to 1
+    after ``warmup_epochs`` epochs; 1 throughout without a warm-up."""
     if warmup_epochs <= 0:
         return 1.0
+    if not iterations_per_epoch:
+        raise ParamsError(
+            "mgm.aux_warmup_epochs: the length of an epoch is unknown (the train shards have no "
+            "sample counts in their manifest, or no full batch); set it to 0 or reshard"
+        )
     return min(1.0, iteration / (warmup_epochs * iterations_per_epoch))
+
+
+@contextmanager
+def scaled_learning_rate(optimizer: torch.optim.Optimizer | None, factor: float) -> Iterator[None]:
+    """``optimizer``'s learning rates multiplied by ``factor`` inside the block (restored on exit)."""
+    if optimizer is None or factor == 1.0:
+        yield
+        return
+    saved = [group["lr"] for group in optimizer.param_groups]
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr"] * factor
+    try:
+        yield
+    finally:
+        for group, lr in zip(optimizer.param_groups, saved):
+            group["lr"] = lr
 
 
 def active_steps(params: Params) -> tuple[str, ...]:
@@ -196,6 +225,10 @@ def apply_update(loss: Tensor, optimizers: JointOptimizers, parts: Sequence[str]
         optimizers[part].zero_grad(set_to_none=True)
 
 
+def _encoder_optimizer(optimizers: JointOptimizers) -> torch.optim.Optimizer | None:
+    return optimizers["encoder"] if "encoder" in optimizers else None  # noqa: SIM401 (not a Mapping)
+
+
 def to_unit_range(images: Tensor) -> Tensor:
     """GAN images in [-1, 1] -> M's input range [0, 1]."""
     return (images + 1.0) / 2.0
@@ -239,7 +272,8 @@ def _scene_step(
     with updating(models, STEP_PARTS[name], settings.kept_statistics(name)):
         logits = models.refinement(models.net(images))
         loss = settings.scene_weight * F.cross_entropy(logits, labels)
-        apply_update(loss, optimizers, STEP_PARTS[name])
+        with scaled_learning_rate(_encoder_optimizer(optimizers), settings.encoder_lr_factor):
+            apply_update(loss, optimizers, STEP_PARTS[name])
     accuracy = (logits.detach().argmax(dim=1) == labels).float().mean()
     return {name: float(loss.detach()), name.replace("scene_", "scene_acc_"): float(accuracy)}
 
@@ -263,7 +297,8 @@ def _ssl_step(
         loss = settings.ssl_weight * ssl_loss(
             settings.ssl, models.net, models.ssl_head, images, augment, settings.temperature
         )
-        apply_update(loss, optimizers, STEP_PARTS[name])
+        with scaled_learning_rate(_encoder_optimizer(optimizers), settings.encoder_lr_factor):
+            apply_update(loss, optimizers, STEP_PARTS[name])
     return {name: float(loss.detach())}
 
 
