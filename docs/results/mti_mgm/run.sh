@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Issue 14: MGM with MTI-Net as M against MTI-Net alone at 50 % labels, 3 seeds, 5 epochs each.
+# Run from the repository root with the project installed (session 12 ran it at commit 0a87a4a).
+# Today's nearest one command (its GAN evaluates 300 images, not 256): python bench/mgm_comparison.py --gan-steps 600 --fractions 0.5 \
+#   --seeds 0 1 2 --variants mt mgm --set model.architecture=mti --set train_mt.epochs=5 \
+#   --set mgm.epochs=5 --set gan.fid_extractor=tiny
 set -e
-cd /tmp/wt
-. /work/main/.venv/bin/activate
 export MGM_PROGRESS_INTERVAL=300
 work=bench/out/mti_mgm
 shards=$work/labels-0.5/shards
