@@ -93,7 +93,12 @@ class SharedHead(nn.ModuleDict):
     ) -> Decoded:
         """The wanted tasks' raw outputs (``shared`` has no auxiliary outputs)."""
         wanted = list(self) if tasks is None else list(tasks)
-        return Decoded({task: self[task](maps[32], size) for task in wanted})
+        features = self.decoder_input(maps)
+        return Decoded({task: self[task](features, size) for task in wanted})
+
+    def decoder_input(self, maps: Mapping[int, Tensor]) -> Tensor | Mapping[int, Tensor]:
+        """What each task decoder reads: the 1/32 map."""
+        return maps[32]
 
 
 class SkipTaskDecoder(nn.Module):
@@ -145,19 +150,11 @@ class SkipTaskDecoder(nn.Module):
         return resize_to(self.head(h), size)
 
 
-class SkipHead(nn.ModuleDict):
+class SkipHead(SharedHead):
     """``unet``: one :class:`SkipTaskDecoder` per task on the encoder maps at strides 2 ... 32."""
 
     strides = (2, 4, 8, 16, 32)
-    auxiliary_names: tuple[str, ...] = ()
 
-    def decode(
-        self,
-        maps: Mapping[int, Tensor],
-        size: tuple[int, int],
-        tasks: Sequence[str] | None = None,
-        auxiliary: bool = False,
-    ) -> Decoded:
-        """The wanted tasks' raw outputs (no auxiliary outputs)."""
-        wanted = list(self) if tasks is None else list(tasks)
-        return Decoded({task: self[task](maps, size) for task in wanted})
+    def decoder_input(self, maps: Mapping[int, Tensor]) -> Tensor | Mapping[int, Tensor]:
+        """What each task decoder reads: every map, for its skips."""
+        return maps
