@@ -87,11 +87,11 @@ def time_joint_iterations(
     """(seconds per step name, seconds per whole iteration) of ``iterations`` joint MGM iterations on
     one fixed batch, after ``warmup`` untimed ones (bench_mgm_iteration and gpu_check)."""
     from pipeline.train.mgm_steps import StepSettings, active_steps, joint_iteration
-    from pipeline.train.ssl import BatchAugment
+    from pipeline.train.ssl import build_views
 
     settings, augment, steps = (
         StepSettings.from_params(params),
-        BatchAugment(resolution),
+        build_views(params.ssl, resolution),
         active_steps(params),
     )
     per_step: dict[str, list[float]] = {step: [] for step in steps}

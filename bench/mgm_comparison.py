@@ -14,7 +14,8 @@ Each (label fraction, seed) trains, in its own folder under ``--work``:
 then evaluates all of them on the test split with the ``evaluate`` stage's code. ``--variants`` may
 also name the ablations of full MGM (``mgm-nossl``: no SSL, steps 3 and 6; ``mgm-nor``: no R, steps
 2 and 5; ``mgm-noganenc``: step 4's gradient kept out of the encoder; ``mgm-bn-dense`` and
-``mgm-bn-recalibrate``: the other two ``mgm.bn_mode`` values).
+``mgm-bn-recalibrate``: the other two ``mgm.bn_mode`` values) and of the upper bound
+(``mgm-real-nossl``, ``mgm-real-nor``).
 
 The pre-trained SAGAN: ``--gan-steps N`` trains one per label fraction on that fraction's labelled
 images only (the ``train`` split; ``gan.include_weak`` false), as the paper does, into
@@ -74,6 +75,8 @@ ABLATIONS: dict[str, list[str]] = {
     "mgm-noganenc": ["mgm.gan_encoder=false"],
     "mgm-bn-dense": ["mgm.bn_mode=dense"],
     "mgm-bn-recalibrate": ["mgm.bn_mode=recalibrate"],
+    "mgm-real-nossl": ["mgm.weak=real", "mgm.ssl=none"],
+    "mgm-real-nor": ["mgm.weak=real", "mgm.refinement=false"],
 }
 """Full MGM with one part removed or changed (issue 13's ablation: ``--variants mt mgm mgm-nossl ...``)."""
 VARIANTS |= ABLATIONS
@@ -91,6 +94,8 @@ TITLES = {
     "mgm-noganenc": "MGM, no GAN gradient into the encoder",
     "mgm-bn-dense": "MGM, `bn_mode` dense",
     "mgm-bn-recalibrate": "MGM, `bn_mode` recalibrate",
+    "mgm-real-nossl": "upper bound without SSL (steps 3, 6)",
+    "mgm-real-nor": "upper bound without R (steps 2, 5)",
 }
 CSV_COLUMNS = ["fraction", "seed", "variant", "seg_miou", "depth_mae", "normal_mean_angle", "normal_l1",
                "test_images"]  # fmt: skip

@@ -264,6 +264,34 @@ class SslParams(_Section):
         description="hidden units of the projection: null = one linear layer (authors'); N = Linear-ReLU-"
         "Linear through N units (SimCLR's projection MLP, Chen et al. 2020)",
     )
+    crop_scale: tuple[float, float] = Field(
+        (0.5, 1.0),
+        description="random resized crop: area range of each view (paper-gpu profile: 0.2-1); from 0.5 "
+        "on the CPU budget at 64 px, where 0.2 kept NT-Xent at chance (docs/results.md, SimCLR views)",
+    )
+    jitter: tuple[float, float, float, float] = Field(
+        (0.4, 0.4, 0.4, 0.1),
+        description="colour jitter brightness, contrast, saturation, hue (authors': 0.8, 0.8, 0.8, 0.2; "
+        "SimCLR's CIFAR setting, strength 0.5, is the CPU default)",
+    )
+    jitter_p: float = Field(0.8, ge=0, le=1, description="probability of colour jitter per view")
+    gray_p: float = Field(0.2, ge=0, le=1, description="probability of grayscale per view")
+    blur_p: float = Field(0.5, ge=0, le=1, description="probability of Gaussian blur (sigma 0.1-2) per view")
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _crop_scale_is_an_area_range(cls, scale: tuple[float, float]) -> tuple[float, float]:
+        low, high = scale
+        if not 0 < low <= high <= 1:
+            raise ValueError(f"needs 0 < min <= max <= 1, got {list(scale)}")
+        return scale
+
+    @field_validator("jitter")
+    @classmethod
+    def _jitter_in_range(cls, jitter: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        if min(jitter) < 0 or jitter[3] > 0.5:
+            raise ValueError(f"needs strengths >= 0 and hue <= 0.5, got {list(jitter)}")
+        return jitter
 
 
 class TrainMTParams(_Section):

@@ -78,7 +78,7 @@ from pipeline.train.mgm_steps import (
     needs_weak_real,
     warmup_factor,
 )
-from pipeline.train.ssl import BatchAugment
+from pipeline.train.ssl import build_views
 from pipeline.viz import save_image, scene_grid
 
 __all__ = ["COMPLETE_MARKER", "GENERATOR_NAME", "mgm_fingerprint", "train_mgm"]
@@ -200,7 +200,7 @@ class MgmLoop:
         self.models = build_joint_models(params, self.num_classes, self.scene_names, resolution, device)
         self.optimizers = build_optimizers(params, self.models)
         self.settings = StepSettings.from_params(params)
-        self.augment = BatchAugment(resolution)
+        self.augment = build_views(params.ssl, resolution)
         self.grid = (
             SampleGrid(params, self.models, self.scene_names, device)
             if self.models.generator is not None

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pipeline.config import SslParams
 from pipeline.errors import ParamsError
 from pipeline.models.multitask import MultiTaskNet
 from pipeline.models.ssl import ReconstructionHead, SimCLRHead
@@ -92,6 +93,19 @@ class BatchAugment:
 
     def _apply(self, images: Tensor) -> Tensor:
         return self.transform(images).clamp(0.0, 1.0)
+
+
+def build_views(ssl: SslParams, resolution: int, generator: torch.Generator | None = None) -> BatchAugment:
+    """SimCLR's view augmentation as the ``ssl`` params set it (crop range, jitter, probabilities)."""
+    return BatchAugment(
+        resolution,
+        crop_scale=ssl.crop_scale,
+        jitter=ssl.jitter,
+        jitter_p=ssl.jitter_p,
+        gray_p=ssl.gray_p,
+        blur_p=ssl.blur_p,
+        generator=generator,
+    )
 
 
 def build_ssl_head(

@@ -37,7 +37,7 @@ from pipeline.models.multitask import Features, MultiTaskNet, as_feature_maps
 from pipeline.models.refinement import RefinementNet, load_refinement
 from pipeline.tasks.losses import LossSum
 from pipeline.train.mgm_models import build_refinement
-from pipeline.train.ssl import BatchAugment, build_ssl_head, ssl_loss
+from pipeline.train.ssl import BatchAugment, build_ssl_head, build_views, ssl_loss
 
 MIN_SSL_IMAGES = 2  # NT-Xent needs negatives, and batch norm more than one image
 
@@ -253,7 +253,7 @@ def build_weak_losses(
         if from_checkpoint:
             load_ssl_head(head, mix.refinement)
         head = head.to(device)
-        augment = BatchAugment(resolution)
+        augment = build_views(params.ssl, resolution)
     if refinement is None and head is None:
         return None
     return WeakLosses(
