@@ -7,12 +7,21 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
 from torch import nn
 
+from pipeline.config import SslParams
 from pipeline.errors import ParamsError
 from pipeline.models.multitask import build_multitask_net
 from pipeline.models.ssl import ReconstructionHead, SimCLRHead
-from pipeline.train.ssl import BatchAugment, blur_kernel_size, build_ssl_head, nt_xent, ssl_loss
+from pipeline.train.ssl import (
+    BatchAugment,
+    blur_kernel_size,
+    build_ssl_head,
+    build_views,
+    nt_xent,
+    ssl_loss,
+)
 
 
 def tiny_m():
@@ -107,6 +116,27 @@ def test_augment_is_differentiable_even_with_every_step_applied():
     (out * torch.rand_like(out)).sum().backward()
     assert images.grad is not None and torch.isfinite(images.grad).all()
     assert (images.grad.flatten(1).abs().sum(dim=1) > 0).all()
+
+
+def test_views_follow_the_ssl_params():
+    """With the full-area crop and every colour step off, a view is its image, flipped or not."""
+    images = torch.rand(8, 3, 32, 32)
+    plain = SslParams(crop_scale=(1.0, 1.0), jitter_p=0.0, gray_p=0.0, blur_p=0.0)
+    views = build_views(plain, 32, generator=seeded(2))(images)
+    for view, image in zip(views, images, strict=True):
+        assert torch.allclose(view, image, atol=1e-5) or torch.allclose(view, image.flip(-1), atol=1e-5)
+    strong = SslParams(crop_scale=(0.2, 1.0), jitter=(0.8, 0.8, 0.8, 0.2))
+    differs = build_views(strong, 32, generator=seeded(2))(images)
+    assert (differs - images).abs().mean() > 0.05
+
+
+def test_views_params_reject_bad_ranges():
+    with pytest.raises(ValidationError, match=r"(?s)crop_scale.*0 < min <= max <= 1"):
+        SslParams(crop_scale=(0.6, 0.4))
+    with pytest.raises(ValidationError, match=r"(?s)jitter.*hue <= 0.5"):
+        SslParams(jitter=(0.4, 0.4, 0.4, 0.7))
+    with pytest.raises(ValidationError, match=r"blur_p"):
+        SslParams(blur_p=1.5)
 
 
 def test_blur_kernel_and_input_checks():
